@@ -1,0 +1,76 @@
+"""Small filesystem helpers: atomic writes that never leave a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write_bytes", "atomic_writer", "fsync_dir"]
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a directory entry to disk so that a rename inside it survives a crash."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """Open a temporary file beside `path`; rename it over `path` only on success.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file name. Its directory must exist.
+    fsync : bool, optional
+        Flush the file and its directory to disk before returning (default True).
+
+    Yields
+    ------
+    BinaryIO
+        A binary file object to write to. If the ``with`` block raises, the temporary
+        file is removed and `path` is left as it was.
+    """
+    final = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp_name, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    if fsync:
+        fsync_dir(final.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
+    """Write `data` to `path` atomically (temporary file + fsync + rename).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file name. Its directory must exist.
+    data : bytes
+        The whole content.
+    fsync : bool, optional
+        Flush to disk before the rename (default True).
+    """
+    with atomic_writer(path, fsync=fsync) as fh:
+        fh.write(data)
