@@ -200,24 +200,38 @@ def dicomdir_files(path: str | os.PathLike[str]) -> tuple[list[str], list[IndexP
         Absolute paths of the referenced files that exist, and a problem for each one
         that is missing (or for the DICOMDIR itself if it cannot be read).
     """
-    from pydicom.fileset import FileSet
-
     fspath = os.path.abspath(os.fspath(path))
+    root = os.path.dirname(fspath)
     try:
         ds = read_header(fspath)
-        fs = FileSet(ds if "DirectoryRecordSequence" in ds else fspath)
+        records = ds.get("DirectoryRecordSequence") or []
     except DicomReadError as exc:
         return [], [IndexProblem(fspath, exc.kind, exc.reason)]
     except Exception as exc:
         return [], [IndexProblem(fspath, "invalid", f"cannot read DICOMDIR: {exc}")]
     found: list[str] = []
     problems: list[IndexProblem] = []
-    for instance in fs:
-        target = os.path.abspath(os.fspath(instance.path))
+    seen: set[str] = set()
+    for record in records:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        if any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts):
+            problems.append(
+                IndexProblem(fspath, "invalid", f"DICOMDIR has an unsafe file ID {parts!r}")
+            )
+            continue
+        target = os.path.join(root, *parts)
+        if target in seen:
+            continue
+        seen.add(target)
         if os.path.isfile(target):
             found.append(target)
         else:
-            problems.append(IndexProblem(target, "missing", f"referenced by DICOMDIR {fspath} but missing"))
+            problems.append(
+                IndexProblem(target, "missing", f"referenced by DICOMDIR {fspath} but missing")
+            )
     return found, problems
 
 

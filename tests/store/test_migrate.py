@@ -1,0 +1,106 @@
+"""The schema: migrations apply in order, once, and give exactly the expected columns."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from dicomflow_lab.store.ingest import INSTANCE_COLUMNS
+from dicomflow_lab.store.migrate import migrate, migrations
+
+BOOKKEEPING = {
+    "file_path": "VARCHAR",
+    "file_size": "BIGINT",
+    "file_mtime": "TIMESTAMP_NS",
+    "source": "VARCHAR",
+    "indexed_at": "TIMESTAMP",
+    "TransferSyntaxUID": "VARCHAR",
+}
+
+EXPECTED = {
+    "instances": {**BOOKKEEPING, **INSTANCE_COLUMNS, "header": "JSON"},
+    "index_errors": {
+        "file_path": "VARCHAR",
+        "file_size": "BIGINT",
+        "file_mtime": "TIMESTAMP_NS",
+        "source": "VARCHAR",
+        "kind": "VARCHAR",
+        "reason": "VARCHAR",
+        "indexed_at": "TIMESTAMP",
+    },
+    "sources": {
+        "source": "VARCHAR",
+        "kind": "VARCHAR",
+        "added_at": "TIMESTAMP",
+        "last_indexed_at": "TIMESTAMP",
+    },
+    "settings": {"key": "VARCHAR", "value": "JSON", "updated_at": "TIMESTAMP"},
+    "schema_migrations": {"version": "INTEGER", "name": "VARCHAR", "applied_at": "TIMESTAMP"},
+}
+
+# The typed DICOM columns of `instances`, spelled out independently of the code, so that a
+# change to INSTANCE_COLUMNS without a migration (or the reverse) fails here.
+INSTANCE_TYPES_BY_HAND = {
+    "PatientName": "VARCHAR", "PatientID": "VARCHAR", "PatientBirthDate": "DATE",
+    "StudyInstanceUID": "VARCHAR", "StudyDate": "DATE", "SeriesInstanceUID": "VARCHAR",
+    "SeriesNumber": "INTEGER", "Modality": "VARCHAR", "SOPInstanceUID": "VARCHAR",
+    "SOPClassUID": "VARCHAR", "InstanceNumber": "INTEGER", "Rows": "INTEGER",
+    "Columns": "INTEGER", "NumberOfFrames": "INTEGER", "PixelSpacing": "DOUBLE[]",
+    "ImagePositionPatient": "DOUBLE[]", "ImageOrientationPatient": "DOUBLE[]",
+    "WindowCenter": "DOUBLE[]", "WindowWidth": "DOUBLE[]", "RescaleSlope": "DOUBLE",
+    "RescaleIntercept": "DOUBLE", "SliceThickness": "DOUBLE",
+}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return dict(rows)
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+def test_blank_database_gets_every_table_with_exact_columns(con):
+    applied = migrate(con)
+    assert applied == [m.version for m in migrations()]
+    for table, expected in EXPECTED.items():
+        assert _columns(con, table) == expected, table
+
+
+def test_typed_instance_columns_match_the_hand_written_list(con):
+    migrate(con)
+    actual = _columns(con, "instances")
+    for name, sql_type in INSTANCE_TYPES_BY_HAND.items():
+        assert actual[name] == sql_type, name
+
+
+def test_views_exist_with_their_aggregate_columns(con):
+    migrate(con)
+    series = _columns(con, "series")
+    studies = _columns(con, "studies")
+    assert {"SeriesInstanceUID", "StudyInstanceUID", "n_instances", "n_frames"} <= set(series)
+    assert {"StudyInstanceUID", "PatientName", "modalities", "n_series", "n_instances"} <= set(
+        studies
+    )
+
+
+def test_migrate_twice_applies_nothing_the_second_time(con):
+    migrate(con)
+    assert migrate(con) == []
+    versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()]
+    assert versions == sorted(versions) == [m.version for m in migrations()]
+
+
+def test_migrations_are_numbered_uniquely_from_one():
+    versions = [m.version for m in migrations()]
+    assert versions[0] == 1
+    assert len(set(versions)) == len(versions)
+    assert all(m.sql.strip() for m in migrations())
