@@ -1,14 +1,19 @@
 """dicomflow_lab: a Jupyter-native DICOM workbench.
 
 >>> import dicomflow_lab as dfl
->>> ws = dfl.Workspace()          # the default workspace
+>>> ws = dfl.Workspace()          # doctest: +SKIP
 >>> ws.index("study/")            # doctest: +SKIP
 >>> dfl.open("study/")            # doctest: +SKIP
+
+The public names are imported lazily (PEP 562), so that ``import dicomflow_lab.core``
+in a worker process stays light.
 """
 
 from __future__ import annotations
 
-from dicomflow_lab import data
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from dicomflow_lab._logging import debug_logger
 from dicomflow_lab.errors import (
     DicomflowError,
@@ -17,8 +22,11 @@ from dicomflow_lab.errors import (
     StoreError,
     StoreLockedError,
 )
-from dicomflow_lab.study import Study, StudyList, open
-from dicomflow_lab.workspace import IndexReport, Workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dicomflow_lab import data
+    from dicomflow_lab.study import Study, StudyList, open
+    from dicomflow_lab.workspace import IndexReport, Workspace
 
 __version__ = "0.1.0"
 
@@ -37,3 +45,27 @@ __all__ = [
     "debug_logger",
     "open",
 ]
+
+_LAZY = {
+    "data": ("dicomflow_lab.data", None),
+    "Study": ("dicomflow_lab.study", "Study"),
+    "StudyList": ("dicomflow_lab.study", "StudyList"),
+    "open": ("dicomflow_lab.study", "open"),
+    "IndexReport": ("dicomflow_lab.workspace", "IndexReport"),
+    "Workspace": ("dicomflow_lab.workspace", "Workspace"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'dicomflow_lab' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -76,8 +76,9 @@ class Study:
             conds.append("(file_path = ? OR starts_with(file_path, ?))")
             params += [self.scope, self.scope.rstrip(os.sep) + os.sep]
         return self.workspace.sql(
-            "SELECT * EXCLUDE (header) FROM instances WHERE " + " AND ".join(conds) +
-            " ORDER BY SeriesNumber NULLS LAST, SeriesInstanceUID, InstanceNumber NULLS LAST,"
+            "SELECT * EXCLUDE (header) FROM instances WHERE "
+            + " AND ".join(conds)
+            + " ORDER BY SeriesNumber NULLS LAST, SeriesInstanceUID, InstanceNumber NULLS LAST,"
             " ImagePositionPatient[3] NULLS LAST, file_path",
             params,
         )
@@ -197,7 +198,7 @@ class StudyList(Sequence[Study]):
 
     def __repr__(self) -> str:
         return f"<StudyList of {len(self)} studies>\n" + "\n".join(
-            f"[{i}] {repr(s)}" for i, s in enumerate(self._studies)
+            f"[{i}] {s!r}" for i, s in enumerate(self._studies)
         )
 
     def _repr_html_(self) -> str:
@@ -205,7 +206,7 @@ class StudyList(Sequence[Study]):
         return f"<div class='dfl-studies'><p>{len(self)} studies</p>{''.join(parts)}</div>"
 
 
-def open(  # noqa: A001 - the public verb users type: dfl.open(...)
+def open(
     path: str | os.PathLike[str],
     *,
     workspace: Workspace | None = None,

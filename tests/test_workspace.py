@@ -113,16 +113,14 @@ def test_parallel_and_inline_indexing_give_the_same_rows(tmp_path):
         with Workspace(tmp_path / f"ws{workers}") as ws:
             report = ws.index(folder, progress=False, workers=workers)
             assert report.indexed == 120
-            frames.append(
-                ws.sql("SELECT * EXCLUDE (indexed_at) FROM instances ORDER BY file_path")
-            )
+            frames.append(ws.sql("SELECT * EXCLUDE (indexed_at) FROM instances ORDER BY file_path"))
     assert frames[0].equals(frames[1])
 
 
 def test_typed_columns_and_header_json(series_dir, workspace):
     workspace.index(series_dir, progress=False)
     row = workspace.sql(
-        "SELECT \"Rows\", PixelSpacing, ImagePositionPatient, StudyDate, "
+        'SELECT "Rows", PixelSpacing, ImagePositionPatient, StudyDate, '
         "header->>'$.PatientID' AS pid, json_type(header, '$.PixelData') AS pixel "
         "FROM instances ORDER BY InstanceNumber LIMIT 1"
     ).iloc[0]
@@ -148,8 +146,12 @@ def test_queries_filter_by_study_and_series(tmp_path, workspace):
     assert one["InstanceNumber"].tolist() == [1, 2, 3]
     assert "header" not in one.columns
     assert "header" in workspace.instances(study_uid="1.2.3.5", with_header=True).columns
-    assert workspace.sql("SELECT count(*) AS n FROM instances WHERE StudyInstanceUID = ?",
-                         ["1.2.3.5"])["n"][0] == 4
+    assert (
+        workspace.sql(
+            "SELECT count(*) AS n FROM instances WHERE StudyInstanceUID = ?", ["1.2.3.5"]
+        )["n"][0]
+        == 4
+    )
 
 
 def test_sources_are_recorded(series_dir, workspace):
@@ -227,7 +229,9 @@ class TestEphemeral:
             ws.studies()
 
     def test_interpreter_exit_wipes(self, tmp_path):
-        code = "import dicomflow_lab.workspace as w; ws = w.Workspace(ephemeral=True); print(ws.path)"
+        code = (
+            "import dicomflow_lab.workspace as w; ws = w.Workspace(ephemeral=True); print(ws.path)"
+        )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
         ).stdout.strip()

@@ -12,6 +12,7 @@ Only trusted callables of this package run in workers; the pipes carry no code.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import pickle
@@ -185,12 +186,12 @@ class WorkerPool:
                     _kill(w.proc)
             self._workers = [w for w in self._workers if w.task is None]
 
-    def _replace(self, w: _Worker, selector: selectors.BaseSelector, busy: dict[int, _Worker]) -> None:
+    def _replace(
+        self, w: _Worker, selector: selectors.BaseSelector, busy: dict[int, _Worker]
+    ) -> None:
         busy.pop(w.proc.pid, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             selector.unregister(w.proc.stdout)  # type: ignore[arg-type]
-        except (KeyError, ValueError):
-            pass
         _kill(w.proc)
         self._workers.remove(w)
         self._workers.append(self._start())
@@ -201,14 +202,10 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
     for stream in (proc.stdin, proc.stdout):
         if stream is not None:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        pass
 
 
 _SHARED: WorkerPool | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from dicomflow_lab.core._fastread import fast_header
 from dicomflow_lab.core._worker import TaskFailed, shared_pool
 from dicomflow_lab.core.dataset import (
     HeaderReadOptions,
@@ -148,7 +149,8 @@ def _walk(
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            problems.append(IndexProblem(folder, "unreadable", f"cannot list folder: {exc.strerror}"))
+            reason = f"cannot list folder: {exc.strerror}"
+            problems.append(IndexProblem(folder, "unreadable", reason))
             continue
         subfolders: list[tuple[str, frozenset[tuple[int, int]]]] = []
         for entry in entries:
@@ -255,13 +257,17 @@ def _parse_chunk(
     dumps = orjson.dumps
     for entry in entries:
         try:
-            ds = read_header(entry.path, options)
-            if is_dicomdir(ds):
-                batch.dicomdirs.append(entry.path)
-                continue
-            header = header_to_dict(ds, defer_size=options.defer_size)
+            fast = fast_header(entry.path, entry.size, defer_size=options.defer_size)
+            if fast is not None:
+                header, tsuid = fast
+            else:
+                ds = read_header(entry.path, options)
+                if is_dicomdir(ds):
+                    batch.dicomdirs.append(entry.path)
+                    continue
+                header = header_to_dict(ds, defer_size=options.defer_size)
+                tsuid = guess_transfer_syntax(ds)
             text = dumps(header).decode("utf-8")
-            tsuid = guess_transfer_syntax(ds)
         except DicomReadError as exc:
             batch.problems.append(
                 IndexProblem(entry.path, exc.kind, exc.reason, entry.size, entry.mtime_ns)
@@ -271,7 +277,11 @@ def _parse_chunk(
             logger.debug("unexpected error reading %s", entry.path, exc_info=True)
             batch.problems.append(
                 IndexProblem(
-                    entry.path, "invalid", f"{type(exc).__name__}: {exc}", entry.size, entry.mtime_ns
+                    entry.path,
+                    "invalid",
+                    f"{type(exc).__name__}: {exc}",
+                    entry.size,
+                    entry.mtime_ns,
                 )
             )
             continue

@@ -60,7 +60,7 @@ def to_uint8(ds: pydicom.Dataset, frame: np.ndarray) -> np.ndarray:
 
 def _window_range(ds: pydicom.Dataset, values: np.ndarray, bits: int) -> tuple[float, float]:
     # apply_voi_lut maps into the output range [y_min, y_max] of the stored type
-    low, high = float(values.min()), float(values.max())
+    high = float(values.max())
     if ds.get("PixelRepresentation", 0) == 0:
         return 0.0, float(2**bits - 1) if high > 0 else 1.0
     return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
@@ -104,11 +104,19 @@ def thumbnail_png(path: str | os.PathLike[str], size: int = 128, frame: int = 0)
             raise PixelDataError(f"{os.fspath(path)}: no pixel data")
         from pydicom.pixels import pixel_array
 
-        arr = pixel_array(ds, index=frame) if int(ds.get("NumberOfFrames", 1) or 1) > 1 else ds.pixel_array
+        arr = (
+            pixel_array(ds, index=frame)
+            if int(ds.get("NumberOfFrames", 1) or 1) > 1
+            else ds.pixel_array
+        )
     except PixelDataError:
         raise
     except Exception as exc:
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown") if "ds" in locals() else "unknown"
+        ts = (
+            getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+            if "ds" in locals()
+            else "unknown"
+        )
         raise PixelDataError(
             f"{os.fspath(path)}: cannot decode pixel data (transfer syntax {ts}): {exc}"
         ) from exc

@@ -84,7 +84,8 @@ def _cast(name: str, sql_type: str) -> str:
         return col
     if sql_type == "DATE":
         # DA is YYYYMMDD; ACR-NEMA style YYYY.MM.DD is still met in old files
-        return f"TRY_CAST(COALESCE(TRY_STRPTIME({col}, '%Y%m%d'), TRY_STRPTIME({col}, '%Y.%m.%d')) AS DATE)"
+        parsed = f"COALESCE(TRY_STRPTIME({col}, '%Y%m%d'), TRY_STRPTIME({col}, '%Y.%m.%d'))"
+        return f"TRY_CAST({parsed} AS DATE)"
     if sql_type == "DOUBLE[]":
         return (
             f"CASE WHEN {col} IS NULL THEN NULL ELSE "
@@ -92,7 +93,9 @@ def _cast(name: str, sql_type: str) -> str:
         )
     if sql_type == "INTEGER":
         # IS may be written "12.0" by some writers; round such values
-        return f"COALESCE(TRY_CAST({col} AS INTEGER), TRY_CAST(TRY_CAST({col} AS DOUBLE) AS INTEGER))"
+        return (
+            f"COALESCE(TRY_CAST({col} AS INTEGER), TRY_CAST(TRY_CAST({col} AS DOUBLE) AS INTEGER))"
+        )
     return f"TRY_CAST({col} AS {sql_type})"
 
 
@@ -144,9 +147,7 @@ def upsert_instances(
     when = indexed_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     con.register("_dfl_batch", frame)
     try:
-        con.execute(
-            "DELETE FROM instances WHERE file_path IN (SELECT file_path FROM _dfl_batch)"
-        )
+        con.execute("DELETE FROM instances WHERE file_path IN (SELECT file_path FROM _dfl_batch)")
         con.execute(
             "DELETE FROM index_errors WHERE file_path IN (SELECT file_path FROM _dfl_batch)"
         )
@@ -204,7 +205,9 @@ def record_problems(
         con.execute(
             "DELETE FROM index_errors WHERE file_path IN (SELECT file_path FROM _dfl_problems)"
         )
-        con.execute("DELETE FROM instances WHERE file_path IN (SELECT file_path FROM _dfl_problems)")
+        con.execute(
+            "DELETE FROM instances WHERE file_path IN (SELECT file_path FROM _dfl_problems)"
+        )
         con.execute(
             "INSERT INTO index_errors BY NAME SELECT file_path, file_size,"
             " make_timestamp_ns(file_mtime_ns) AS file_mtime, $source AS source, kind, reason,"

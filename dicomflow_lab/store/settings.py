@@ -33,26 +33,39 @@ SETTINGS: dict[str, SettingSpec] = {
     spec.name: spec
     for spec in [
         SettingSpec(
-            "index.workers", None, (int, type(None)),
+            "index.workers",
+            None,
+            (int, type(None)),
             "Worker processes for header parsing (None: one per CPU core).",
-            _positive, "a positive whole number or None",
+            _positive,
+            "a positive whole number or None",
         ),
         SettingSpec(
-            "index.include_hidden", False, bool,
+            "index.include_hidden",
+            False,
+            bool,
             "Also index files and folders whose names start with a dot.",
         ),
         SettingSpec(
-            "index.max_inflate_ratio", 100, int,
+            "index.max_inflate_ratio",
+            100,
+            int,
             "A Deflated Explicit VR file may inflate to at most this many times its size.",
-            _positive, "a positive whole number",
+            _positive,
+            "a positive whole number",
         ),
         SettingSpec(
-            "viewer.frame_cache_mb", 512, int,
+            "viewer.frame_cache_mb",
+            512,
+            int,
             "Byte limit of the kernel-side decoded-frame cache, in MiB.",
-            _positive, "a positive whole number",
+            _positive,
+            "a positive whole number",
         ),
         SettingSpec(
-            "display.show_phi", False, bool,
+            "display.show_phi",
+            False,
+            bool,
             "Show identifying values (names, IDs, dates, UIDs) in summaries and saved outputs.",
         ),
     ]
@@ -129,7 +142,9 @@ def reset_setting(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def all_settings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Return every setting: name, value, default, whether it is overridden, and its doc."""
-    stored = {k: orjson.loads(v) for k, v in con.execute("SELECT key, value FROM settings").fetchall()}
+    stored = {
+        k: orjson.loads(v) for k, v in con.execute("SELECT key, value FROM settings").fetchall()
+    }
     rows = [
         {
             "name": spec.name,

@@ -40,14 +40,20 @@ def test_another_process_holding_the_lock_gives_a_clear_error_then_works(tmp_pat
     path = tmp_path / "w.duckdb"
     Database(path, idle_release=0).query("SELECT 1")  # create + migrate
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys
             con = duckdb.connect({str(path)!r})
             print("locked", flush=True)
             sys.stdin.read()
             con.close()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -149,7 +155,9 @@ def test_two_processes_share_one_workspace(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(ws_path), str(tmp_path / n), n, str(go)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for n in ("a", "b")
     ]
@@ -159,7 +167,7 @@ def test_two_processes_share_one_workspace(tmp_path):
         threading.Event().wait(0.005)
     go.touch()
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-2000:]
         assert out.strip() == "ok 40"
     from dicomflow_lab.workspace import Workspace

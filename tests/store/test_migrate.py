@@ -41,14 +41,28 @@ EXPECTED = {
 # The typed DICOM columns of `instances`, spelled out independently of the code, so that a
 # change to INSTANCE_COLUMNS without a migration (or the reverse) fails here.
 INSTANCE_TYPES_BY_HAND = {
-    "PatientName": "VARCHAR", "PatientID": "VARCHAR", "PatientBirthDate": "DATE",
-    "StudyInstanceUID": "VARCHAR", "StudyDate": "DATE", "SeriesInstanceUID": "VARCHAR",
-    "SeriesNumber": "INTEGER", "Modality": "VARCHAR", "SOPInstanceUID": "VARCHAR",
-    "SOPClassUID": "VARCHAR", "InstanceNumber": "INTEGER", "Rows": "INTEGER",
-    "Columns": "INTEGER", "NumberOfFrames": "INTEGER", "PixelSpacing": "DOUBLE[]",
-    "ImagePositionPatient": "DOUBLE[]", "ImageOrientationPatient": "DOUBLE[]",
-    "WindowCenter": "DOUBLE[]", "WindowWidth": "DOUBLE[]", "RescaleSlope": "DOUBLE",
-    "RescaleIntercept": "DOUBLE", "SliceThickness": "DOUBLE",
+    "PatientName": "VARCHAR",
+    "PatientID": "VARCHAR",
+    "PatientBirthDate": "DATE",
+    "StudyInstanceUID": "VARCHAR",
+    "StudyDate": "DATE",
+    "SeriesInstanceUID": "VARCHAR",
+    "SeriesNumber": "INTEGER",
+    "Modality": "VARCHAR",
+    "SOPInstanceUID": "VARCHAR",
+    "SOPClassUID": "VARCHAR",
+    "InstanceNumber": "INTEGER",
+    "Rows": "INTEGER",
+    "Columns": "INTEGER",
+    "NumberOfFrames": "INTEGER",
+    "PixelSpacing": "DOUBLE[]",
+    "ImagePositionPatient": "DOUBLE[]",
+    "ImageOrientationPatient": "DOUBLE[]",
+    "WindowCenter": "DOUBLE[]",
+    "WindowWidth": "DOUBLE[]",
+    "RescaleSlope": "DOUBLE",
+    "RescaleIntercept": "DOUBLE",
+    "SliceThickness": "DOUBLE",
 }
 
 
