@@ -67,7 +67,7 @@ def sample_study(
     -------
     pathlib.Path
         The study folder, holding ``1_CT/IM0001.dcm …``, ``2_MR/IM0001.dcm …`` and
-        ``dicomflow_sample.json``.
+        ``.dicomflow_sample.json``.
 
     Raises
     ------
@@ -83,7 +83,7 @@ def sample_study(
     >>> import dicomflow_lab as dfl
     >>> folder = dfl.data.sample_study(seed=3)  # doctest: +SKIP
     >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
-    ['1_CT', '2_MR', 'dicomflow_sample.json']
+    ['.dicomflow_sample.json', '1_CT', '2_MR']
     >>> small = dfl.data.sample_study("small", ct_slices=10, ct_size=128)  # doctest: +SKIP
     """
     folder = default_home() / "samples" / f"study-seed{seed}" if path is None else Path(path)

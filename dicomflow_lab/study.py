@@ -159,7 +159,7 @@ class Study:
                 f"<td>{thumb}</td><td>{_e(row.SeriesNumber)}</td><td>{_e(row.Modality)}</td>"
                 f"<td>{_e(row.SeriesDescription)}</td><td>{_e(row.BodyPartExamined)}</td>"
                 f"<td>{_e(row.Rows)}×{_e(row.Columns)}</td><td>{row.n_instances}</td>"
-                f"<td>{row.total_bytes / 1e6:.1f} MB</td></tr>"
+                f"<td>{_human_bytes(row.total_bytes)}</td></tr>"
             )
         patient = "".join(
             f"<tr><th>{k}</th><td>{_e(v)}</td></tr>"
@@ -173,7 +173,7 @@ class Study:
             "(<code>dfl.open(..., show_phi=True)</code> shows them).</p>"
         )
         return (
-            "<div class='dfl-study' data-dfl-ready='1'>"
+            f"<div class='dfl-study' data-dfl-ready='1'>{_STYLE}"
             f"<table class='dfl-study-summary'>{patient}</table>{hint}"
             "<table class='dfl-series'><thead><tr><th></th><th>#</th><th>Modality</th>"
             "<th>Description</th><th>Body part</th><th>Size</th><th>Instances</th>"
@@ -256,6 +256,20 @@ def open(
         )
     studies = [Study(ws, uid, scope=scope, show_phi=show_phi) for uid in uids]
     return studies[0] if len(studies) == 1 else StudyList(studies)
+
+
+_STYLE = (
+    "<style>.dfl-study table td,.dfl-study table th{text-align:left;padding:2px 8px}"
+    ".dfl-study .dfl-hint{color:#666;font-size:90%}</style>"
+)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
 
 
 def _fmt(value: Any) -> str:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.ui.conftest import JupyterLab, run_notebook, screenshot, wait_for
+from tests.ui._harness import JupyterLab, run_notebook, screenshot, wait_for
 
 MARKER_HTML = '<div class="dfl-smoke" data-dfl-ready="1">hello</div>'
 STDOUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]'
