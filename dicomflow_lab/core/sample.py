@@ -439,8 +439,9 @@ def write_sample_study(
     UIDs, names, dates and noise.
 
     Files go to ``path/<SeriesNumber>_<Modality>/IM<InstanceNumber:04d>.dcm``, each
-    written atomically; ``path/.dicomflow_sample.json`` (a dot-file, so indexers skip it) (seed, sizes, generator version,
-    relative names, sizes and SHA-256 of the files) is written last. Other files in
+    written atomically; the manifest ``path/.dicomflow_sample.json`` (seed, sizes,
+    generator version, relative names, sizes and SHA-256 of the files; a dot-file, so
+    indexers skip it) is written last. Other files in
     `path` are left alone; files that an earlier run of this function listed in its
     manifest and that the new study does not have are removed.
 

@@ -1,4 +1,6 @@
-"""Real-browser harness (imported by ``tests/ui/conftest.py``): a JupyterLab server and headless Chromium driven by Playwright.
+"""Real-browser harness: a JupyterLab server and headless Chromium driven by Playwright.
+
+Imported by ``tests/ui/conftest.py`` (fixtures) and by the tests (helpers).
 
 Fixtures
 --------
