@@ -146,8 +146,14 @@ def main() -> None:
 
     if args.memory_files:
         mem_corpus = work / "memory-corpus"
+        ct = min(args.memory_files, 9999)  # the generator's file names hold 4 digits
         write_sample_study(
-            mem_corpus, seed=1, ct_slices=args.memory_files, ct_size=64, mr_slices=1, mr_size=32
+            mem_corpus,
+            seed=1,
+            ct_slices=ct,
+            ct_size=64,
+            mr_slices=max(1, args.memory_files - ct),
+            mr_size=32,
         )
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_PROBE, str(mem_corpus), str(work / "ws-mem")],

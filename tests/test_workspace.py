@@ -250,3 +250,21 @@ def test_default_workspace_location_follows_the_environment(tmp_path, monkeypatc
         assert ws.path == tmp_path / "home"
         ws.studies()
     assert (tmp_path / "home" / "workspace.duckdb").is_file()
+
+
+def test_logs_above_debug_carry_no_patient_values(tmp_path, caplog):
+    import logging
+
+    import pydicom
+
+    from dicomflow_lab.core.sample import write_sample_study
+
+    study = write_sample_study(tmp_path / "s", ct_slices=60, ct_size=32, mr_slices=2, mr_size=32)
+    (tmp_path / "s" / "junk.dcm").write_bytes(b"\0" * 300)
+    ds = pydicom.dcmread(study.series[0].files[0], stop_before_pixels=True)
+    secrets_ = [str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID, ds.AccessionNumber]
+    with caplog.at_level(logging.DEBUG, logger="dicomflow_lab"), Workspace(ephemeral=True) as ws:
+        ws.index(tmp_path / "s", progress=False, workers=2)
+        ws.studies()
+    loud = [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG]
+    assert not [m for m in loud for s in secrets_ if s in m]

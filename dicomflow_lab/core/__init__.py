@@ -1,2 +1,3 @@
 """Core DICOM functions: reading, indexing, pixels; no database and no widgets."""
+
 __all__: list[str] = []

@@ -17,22 +17,23 @@ the precise error. The two paths are checked to agree element by element in
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from typing import Any
 
 from dicomflow_lab.core.dataset import (
     _BINARY_NUMBER_FORMATS,
-    _CHARSET_VRS,
     _NUMBER_STRING_VRS,
     _PIXEL_TAGS,
     _PY_CODECS,
-    _SPLIT_VRS,
     _TEXT_VRS,
     BULK_VRS,
     MEDIA_STORAGE_DIRECTORY,
     _dict_vr,
     _keyword,
-    _number,
+    _open_nonblocking,
+    decode_numbers,
+    decode_text,
 )
 
 __all__ = ["fast_header"]
@@ -77,7 +78,6 @@ _KNOWN_VRS = frozenset(
         "UV",
     ]
 )
-_SLOW_VRS = frozenset({"AT", "SV", "UV"})
 _NOT_FAST_TS = frozenset(
     {
         "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
@@ -118,16 +118,37 @@ def fast_header(
         pydicom (or is a DICOMDIR, or is malformed).
     """
     try:
-        with open(path, "rb") as fh:
+        # non-blocking, and regular files only: a FIFO swapped in after the scan must
+        # not hang the reader (read_header then refuses it with a reason)
+        with open(path, "rb", opener=_open_nonblocking) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
             buf = fh.read(HEAD_BYTES)
     except OSError:
         return None
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
     try:
-        return _scan(buf, size, defer_size)
+        header, tsuid = _scan(buf, size, defer_size)
     except (_Fallback, struct.error, UnicodeDecodeError, IndexError, ValueError, KeyError):
         return None
+    if _pixel_bits(header) > 0xFFFFFFFE * 8:
+        return None  # a 32-bit overflowed Pixel Data length: read_header explains it
+    return header, tsuid
+
+
+def _pixel_bits(header: dict[str, Any]) -> int:
+    bits = 1
+    for keyword, default in (
+        ("Rows", 0),
+        ("Columns", 0),
+        ("SamplesPerPixel", 1),
+        ("NumberOfFrames", 1),
+        ("BitsAllocated", 0),
+    ):
+        value = header.get(keyword)
+        bits *= value if isinstance(value, int) and value >= 0 else default
+    return bits
 
 
 def _scan(buf: bytes, size: int, defer_size: int) -> tuple[dict[str, Any], str]:
@@ -335,24 +356,7 @@ def _value(vr: str, raw: bytes, codec: str, length: int) -> Any:
     if vr in BULK_VRS:
         return f"<{vr}, {length} bytes>"
     if vr in _TEXT_VRS or vr in _NUMBER_STRING_VRS:
-        text = raw.decode(codec if vr in _CHARSET_VRS else "latin-1", "replace")
-        if vr in _NUMBER_STRING_VRS:
-            nums = [_number(p, vr) for p in text.split("\\")]
-            return nums[0] if len(nums) == 1 else nums
-        text = text.rstrip(" \0") if vr != "UT" else text.rstrip(" ")
-        if vr in _SPLIT_VRS and "\\" in text:
-            return [p.strip(" \0") or None for p in text.split("\\")]
-        if vr not in ("LT", "ST", "UT"):
-            text = text.lstrip(" ")
-        return text or None
-    fmt = _BINARY_NUMBER_FORMATS.get(vr)
-    if fmt is not None:
-        width = struct.calcsize("<" + fmt)
-        count = len(raw) // width
-        if count == 0:
-            return None
-        nums = struct.unpack(f"<{count}{fmt}", raw[: count * width])
-        return nums[0] if count == 1 else list(nums)
-    if vr in _SLOW_VRS:
-        raise _Fallback
-    raise _Fallback
+        return decode_text(vr, raw, codec)
+    if vr in _BINARY_NUMBER_FORMATS:
+        return decode_numbers(vr, raw)
+    raise _Fallback  # AT, SV, UV: rare, pydicom converts them

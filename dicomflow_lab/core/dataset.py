@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -21,8 +22,8 @@ from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.charset import convert_encodings
-from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_dataset
@@ -156,15 +157,23 @@ def read_header(
     opts = options or HeaderReadOptions()
     fspath = os.fspath(path)
     try:
-        fh = open(fspath, "rb")  # noqa: SIM115 - closed below, the handle is passed on
+        # non-blocking, so that opening a FIFO cannot wait forever for a writer
+        fh = open(fspath, "rb", opener=_open_nonblocking)  # noqa: SIM115 - closed below
     except PermissionError as exc:
-        raise DicomReadError(fspath, f"permission denied ({exc.strerror})", kind="unreadable")
+        raise DicomReadError(
+            fspath, f"permission denied ({exc.strerror})", kind="unreadable"
+        ) from exc
     except IsADirectoryError:
         raise DicomReadError(fspath, "is a directory", kind="unreadable") from None
     except OSError as exc:
         raise DicomReadError(fspath, f"cannot open: {exc.strerror}", kind="unreadable") from exc
     with fh:
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise DicomReadError(
+                fspath, "not a regular file (a FIFO, socket or device)", kind="unreadable"
+            )
+        size = st.st_size
         if size == 0:
             raise DicomReadError(fspath, "empty file (0 bytes)", kind="empty")
         head = fh.read(132)
@@ -197,9 +206,11 @@ def read_header(
     return ds
 
 
-def _read(
-    fh: BinaryIO, fspath: str, size: int, style: str, opts: HeaderReadOptions
-) -> FileDataset:
+def _open_nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _read(fh: BinaryIO, fspath: str, size: int, style: str, opts: HeaderReadOptions) -> FileDataset:
     meta = None
     tsuid = None
     if style == "part10":
@@ -233,7 +244,8 @@ def _check_trailing(ds: Dataset, fspath: str, size: int) -> None:
     end = last.value_tell + last.length
     if 0 < size - end < 12 and last.tag not in _PIXEL_TAGS:
         raise DicomReadError(
-            fspath, f"file ends inside an element header after {_tag_str(last.tag)}",
+            fspath,
+            f"file ends inside an element header after {_tag_str(last.tag)}",
             kind="truncated",
         )
 
@@ -313,12 +325,38 @@ def _check_pixel_header(fh: BinaryIO, fspath: str, size: int, at: int, ds: Datas
     else:
         (length,) = struct.unpack(end + "L", hdr[4:8])
         start = at + 8
+    if length != 0xFFFFFFFF and (group << 16 | elem) == 0x7FE00010:
+        _check_pixel_size(ds, fspath, length)
     if length != 0xFFFFFFFF and start + length > size:
         raise DicomReadError(
             fspath,
-            f"Pixel Data declares {length} bytes but only {size - start} remain "
-            "(truncated file)",
+            f"Pixel Data declares {length} bytes but only {size - start} remain (truncated file)",
             kind="truncated",
+        )
+
+
+def _check_pixel_size(ds: Dataset, fspath: str, length: int) -> None:
+    """Refuse native Pixel Data whose size cannot fit its 32-bit length field.
+
+    Rows x Columns x Samples x Frames x Bits Allocated beyond 2**32 - 2 bytes cannot be
+    encoded with a defined length: the declared length is then the true size modulo
+    2**32, and reading on from it parses pixel values as elements (pydicom#1274).
+    """
+    try:
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        frames = int(ds.get("NumberOfFrames") or 1)
+        bits = int(ds.get("BitsAllocated") or 0)
+    except Exception:  # malformed image attributes are not this check's business
+        return
+    needed = (rows * cols * samples * frames * bits + 7) // 8
+    if needed > 0xFFFFFFFE:
+        raise DicomReadError(
+            fspath,
+            f"Pixel Data needs {needed} bytes ({rows} rows x {cols} columns x {samples} "
+            f"samples x {frames} frames x {bits} bits), more than a 32-bit length can "
+            f"declare; its length field says {length} (the size overflowed 32 bits)",
+            kind="invalid",
         )
 
 
@@ -396,15 +434,32 @@ def header_to_dict(
         Values: ``str`` for text VRs, ``int``/``float`` for numbers, a ``list`` when
         VM > 1, a list of dicts for sequences, ``None`` for empty values, and
         ``"<OB, 123 bytes>"`` style placeholders for bulk and deferred values.
+
+    Raises
+    ------
+    DicomReadError
+        With ``kind="too_deep"`` when sequences nest deeper than 64 levels (defined
+        length sequences are only parsed here, not by :func:`read_header`).
     """
     out: dict[str, Any] = {}
-    if include_meta:
-        meta = getattr(ds, "file_meta", None)
-        if meta:
-            _convert_into(meta, out, ["iso8859"], defer_size, 0)
-    encodings = _encodings(ds, ["iso8859"])
-    _convert_into(ds, out, encodings, defer_size, 0)
+    try:
+        if include_meta:
+            meta = getattr(ds, "file_meta", None)
+            if meta:
+                _convert_into(meta, out, ["iso8859"], defer_size, 0)
+        encodings = _encodings(ds, ["iso8859"])
+        _convert_into(ds, out, encodings, defer_size, 0)
+    except (_TooDeepError, RecursionError):
+        raise DicomReadError(
+            getattr(ds, "filename", None) or "<dataset>",
+            f"sequences nested deeper than {_MAX_DEPTH} levels",
+            kind="too_deep",
+        ) from None
     return out
+
+
+class _TooDeepError(ValueError):
+    """Sequences nest deeper than ``_MAX_DEPTH`` (turned into a DicomReadError)."""
 
 
 def _encodings(ds: Dataset, parent: list[str]) -> list[str]:
@@ -427,7 +482,7 @@ def _convert_into(
     ds: Dataset, out: dict[str, Any], encodings: list[str], defer_size: int, depth: int
 ) -> None:
     if depth > _MAX_DEPTH:
-        raise ValueError(f"sequences nested deeper than {_MAX_DEPTH}")
+        raise _TooDeepError(f"sequences nested deeper than {_MAX_DEPTH}")
     simple_codec = encodings[0] if len(encodings) == 1 else None
     for tag, elem in ds._dict.items():
         if tag in _PIXEL_TAGS:
@@ -472,49 +527,77 @@ def _raw_value(
     if vr in _TEXT_VRS or vr in _NUMBER_STRING_VRS:
         if len(value) > defer_size:
             return f"<{vr}, {len(value)} bytes>"
-        if vr in _CHARSET_VRS:
-            if codec is None or codec.startswith("iso2022") or codec in ("iso_ir_126",):
-                return _plain(ds[tag].value)
-            text = value.decode(_PY_CODECS.get(codec, codec), "replace")
-        else:
-            text = value.decode("latin-1")
-        if vr in _NUMBER_STRING_VRS:
-            parts = text.split("\\")
-            nums = [_number(p) for p in parts]
-            return nums[0] if len(nums) == 1 else nums
-        text = text.rstrip(" \0") if vr != "UT" else text.rstrip(" ")
-        if vr in _SPLIT_VRS and "\\" in text:
-            return [p.strip(" \0") or None for p in text.split("\\")]
-        if vr not in ("LT", "ST", "UT"):
-            text = text.lstrip(" ")
-        return text or None
-    fmt = _BINARY_NUMBER_FORMATS.get(vr)
-    if fmt is not None:
-        width = struct.calcsize("<" + fmt)
-        count = len(value) // width
-        if count == 0:
-            return None
-        order = "<" if elem.is_little_endian else ">"
-        nums = struct.unpack(f"{order}{count}{fmt}", value[: count * width])
-        return nums[0] if count == 1 else list(nums)
+        if vr in _CHARSET_VRS and (
+            codec is None or codec.startswith("iso2022") or codec in ("iso_ir_126",)
+        ):
+            return _plain(ds[tag].value)  # code extensions: pydicom decodes
+        return decode_text(vr, value, _PY_CODECS.get(codec or "", codec or "latin-1"))
+    if vr in _BINARY_NUMBER_FORMATS:
+        return decode_numbers(vr, value, little_endian=elem.is_little_endian)
     return _plain(ds[tag].value)
+
+
+def decode_text(vr: str, value: bytes, codec: str) -> Any:
+    """Decode a text or number-string value (IS, DS) the way :func:`header_to_dict` shows it.
+
+    Parameters
+    ----------
+    vr : str
+        A text VR, ``IS`` or ``DS``.
+    value : bytes
+        The raw value.
+    codec : str
+        The Python codec for the character-set-dependent VRs (SH, LO, ST, LT, PN, UC, UT).
+
+    Returns
+    -------
+    str, int, float, list or None
+        Trimmed text (a list when VM > 1); numbers for IS/DS; None when empty.
+    """
+    text = value.decode(codec if vr in _CHARSET_VRS else "latin-1", "replace")
+    if vr in _NUMBER_STRING_VRS:
+        nums = [_number(p, vr) for p in text.split("\\")]
+        return nums[0] if len(nums) == 1 else nums
+    text = text.rstrip(" \0") if vr != "UT" else text.rstrip(" ")
+    if vr in _SPLIT_VRS and "\\" in text:
+        return [p.strip(" \0") or None for p in text.split("\\")]
+    if vr not in ("LT", "ST", "UT"):
+        text = text.lstrip(" ")
+    return text or None
+
+
+def decode_numbers(vr: str, value: bytes, *, little_endian: bool = True) -> Any:
+    """Unpack a binary number value (US, SS, UL, SL, FL, FD): a number, or a list if VM > 1."""
+    fmt = _BINARY_NUMBER_FORMATS[vr]
+    width = struct.calcsize("<" + fmt)
+    count = len(value) // width
+    if count == 0:
+        return None
+    order = "<" if little_endian else ">"
+    nums = struct.unpack(f"{order}{count}{fmt}", value[: count * width])
+    return nums[0] if count == 1 else list(nums)
 
 
 _PY_CODECS = {"iso8859": "latin-1", "latin_1": "latin-1", "UTF8": "utf-8"}
 
 
-def _number(text: str) -> int | float | str | None:
+def _number(text: str, vr: str) -> int | float | str | None:
+    """Convert one IS (to int) or DS (to float) value, as pydicom does; keep bad text."""
     s = text.strip(" \0")
     if not s:
         return None
-    try:
-        return int(s)
-    except ValueError:
+    if vr == "IS":
         try:
-            f = float(s)
+            return int(s)
         except ValueError:
-            return s
-        return f if f == f and f not in (float("inf"), float("-inf")) else s
+            pass
+    try:
+        f = float(s)
+    except ValueError:
+        return s
+    if f != f or f in (float("inf"), float("-inf")):
+        return s
+    return int(f) if vr == "IS" and f.is_integer() else f
 
 
 def _sequence(
@@ -534,6 +617,9 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, str):
         return value
+    if isinstance(value, pydicom.valuerep.DSfloat | pydicom.valuerep.IS):
+        # before plain numbers: orjson cannot serialize DSfloat, a float subclass
+        return _number(str(value), "DS" if isinstance(value, float) else "IS")
     if isinstance(value, bool | int | float):
         return value
     if isinstance(value, bytes | bytearray):
@@ -542,8 +628,6 @@ def _plain(value: Any) -> Any:
         return str(value) or None
     if isinstance(value, pydicom.multival.MultiValue | list | tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, pydicom.valuerep.DSfloat | pydicom.valuerep.IS):
-        return float(value) if isinstance(value, float) else int(value)
     return str(value)
 
 
