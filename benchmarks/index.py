@@ -90,6 +90,9 @@ MEMORY_PROBE = textwrap.dedent("""
     folder, ws_dir = sys.argv[1:3]
     with Workspace(ws_dir) as ws:
         report = ws.index(folder, progress=False)
+    from dicomflow_lab.core import _worker
+    if _worker._SHARED is not None:
+        _worker._SHARED.close()  # reap the workers so RUSAGE_CHILDREN counts them
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(report.indexed, round(me, 1), round(kids, 1))

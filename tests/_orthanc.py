@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests._peers import free_port, missing_peer, require_program
+from tests._peers import free_port, log_tail, missing_peer, require_program, stop_process
 
 __all__ = ["OrthancPeer", "dicomweb_plugin", "running_orthanc"]
 
@@ -97,25 +97,6 @@ def _write_config(workdir: Path, http_port: int, dicom_port: int, aet: str, plug
     return path
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_GRACE_S)
-
-
 def _wait_until_up(process: subprocess.Popen[bytes], http_url: str, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     with httpx.Client(timeout=2.0, trust_env=False) as client:
@@ -123,7 +104,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], http_url: str, log_path: Pa
             if process.poll() is not None:
                 raise RuntimeError(
                     f"Orthanc exited with status {process.returncode} while starting; "
-                    f"log tail ({log_path}):\n{_log_tail(log_path)}"
+                    f"log tail ({log_path}):\n{log_tail(log_path)}"
                 )
             with contextlib.suppress(httpx.TransportError):
                 if client.get(f"{http_url}/system").status_code == 200:
@@ -131,7 +112,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], http_url: str, log_path: Pa
             time.sleep(0.1)
     raise RuntimeError(
         f"Orthanc did not answer GET /system within {START_TIMEOUT_S:.0f} s; "
-        f"log tail ({log_path}):\n{_log_tail(log_path)}"
+        f"log tail ({log_path}):\n{log_tail(log_path)}"
     )
 
 
@@ -192,4 +173,4 @@ def running_orthanc(tmp_path: Path, aet: str = "ORTHANC") -> Iterator[OrthancPee
             log_path=log_path,
         )
     finally:
-        _stop(process)
+        stop_process(process, STOP_GRACE_S)

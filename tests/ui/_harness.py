@@ -44,7 +44,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests._peers import free_port, require_module, require_program
+from tests._peers import free_port, log_tail, require_module, require_program, stop_process
 
 UI_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = UI_DIR / "artifacts"
@@ -149,32 +149,13 @@ def _write_kernelspec(data_dir: Path) -> None:
     (kernel_dir / "kernel.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
 
 
-def _log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=SERVER_STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=SERVER_STOP_GRACE_S)
-
-
 def _wait_for_server(process: subprocess.Popen[bytes], lab: JupyterLab) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
                 f"JupyterLab exited with status {process.returncode} while starting; "
-                f"log tail ({lab.log_path}):\n{lab.redact(_log_tail(lab.log_path))}"
+                f"log tail ({lab.log_path}):\n{lab.redact(log_tail(lab.log_path))}"
             )
         with contextlib.suppress(httpx.TransportError):
             if lab.api("GET", "/api/status").status_code == 200:
@@ -182,7 +163,7 @@ def _wait_for_server(process: subprocess.Popen[bytes], lab: JupyterLab) -> None:
         time.sleep(0.2)
     raise RuntimeError(
         f"JupyterLab did not answer /api/status within {SERVER_START_TIMEOUT_S:.0f} s; "
-        f"log tail ({lab.log_path}):\n{lab.redact(_log_tail(lab.log_path))}"
+        f"log tail ({lab.log_path}):\n{lab.redact(log_tail(lab.log_path))}"
     )
 
 
@@ -261,7 +242,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]
         yield lab
     finally:
         lab.shutdown_kernels()
-        _stop(process)
+        stop_process(process, SERVER_STOP_GRACE_S)
 
 
 # --------------------------------------------------------------------------- browser
@@ -477,7 +458,7 @@ def run_notebook(
         shot = screenshot(page, f"timeout-{Path(name).stem}")
         raise AssertionError(
             f"{name}: timed out waiting for {step} after {timeout:g} s (screenshot: {shot}); "
-            f"server log tail:\n{lab.redact(_log_tail(lab.log_path, 15))}"
+            f"server log tail:\n{lab.redact(log_tail(lab.log_path, 15))}"
         ) from None
     result = page.evaluate("() => window.__dflRunAll")
     errors = cell_errors(page)
