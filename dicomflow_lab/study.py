@@ -13,12 +13,15 @@ import html
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from dicomflow_lab.errors import DicomflowError
 from dicomflow_lab.workspace import Workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dicomflow_lab.widgets.viewer import Viewer
 
 __all__ = ["Study", "StudyList", "open"]
 
@@ -106,6 +109,10 @@ class Study:
     @property
     def summary(self) -> dict[str, Any]:
         """Study-level values (identifying ones hidden unless ``show_phi``)."""
+        return self.summary_values(show_phi=self.show_phi)
+
+    def summary_values(self, *, show_phi: bool) -> dict[str, Any]:
+        """Study-level values; identifying ones replaced by a mask unless `show_phi`."""
         inst = self.instances()
         first = inst.iloc[0] if not inst.empty else pd.Series(dtype=object)
         values = {
@@ -120,9 +127,26 @@ class Study:
             "Series": int(inst["SeriesInstanceUID"].nunique(dropna=False)) if not inst.empty else 0,
             "Instances": len(inst),
         }
-        if not self.show_phi:
+        if not show_phi:
             values.update({k: _HIDDEN for k in _PHI_FIELDS if values.get(k) is not None})
         return values
+
+    def view(self, **kwargs: Any) -> Viewer:
+        """Return an inline :class:`~dicomflow_lab.widgets.viewer.Viewer` of this study.
+
+        Parameters
+        ----------
+        **kwargs
+            Initial viewer state, e.g. ``annotations=False`` or ``invert=True``.
+
+        Returns
+        -------
+        Viewer
+            The widget; display it (last expression of a cell) to see it.
+        """
+        from dicomflow_lab.widgets.viewer import Viewer
+
+        return Viewer(self, **kwargs)
 
     # -- display -------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -212,8 +236,9 @@ def open(
     workspace: Workspace | None = None,
     progress: bool = True,
     show_phi: bool | None = None,
-) -> Study | StudyList:
-    """Index a file, folder or DICOMDIR and return the study (or studies) it holds.
+    view: bool = True,
+) -> Viewer | Study | StudyList:
+    """Index a file, folder or DICOMDIR and show the study (or studies) it holds.
 
     Parameters
     ----------
@@ -226,11 +251,16 @@ def open(
     show_phi : bool, optional
         Show identifying values in the display; default the ``display.show_phi``
         setting (off).
+    view : bool, optional
+        Return the inline viewer of a single study (default), else the :class:`Study`.
 
     Returns
     -------
-    Study or StudyList
-        A :class:`Study` when the path holds one study, else a :class:`StudyList`.
+    Viewer, Study or StudyList
+        The :class:`~dicomflow_lab.widgets.viewer.Viewer` of the study when the path holds
+        one study (its data API is ``viewer.study``), the :class:`Study` with
+        ``view=False``, and a :class:`StudyList` when there are several
+        (``studies[i].view()`` opens one).
 
     Raises
     ------
@@ -255,7 +285,9 @@ def open(
             f"no DICOM instances found under {root}" + (f" ({why})" if why else "")
         )
     studies = [Study(ws, uid, scope=scope, show_phi=show_phi) for uid in uids]
-    return studies[0] if len(studies) == 1 else StudyList(studies)
+    if len(studies) > 1:
+        return StudyList(studies)
+    return studies[0].view() if view else studies[0]
 
 
 _STYLE = (

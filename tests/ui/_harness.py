@@ -171,7 +171,13 @@ def _wait_for_server(process: subprocess.Popen[bytes], lab: JupyterLab) -> None:
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     """Start a JupyterLab server for the session, isolated from the user's Jupyter setup."""
     require_module("jupyterlab")
-    base = tmp_path_factory.mktemp("jupyterlab")
+    with running_jupyterlab(tmp_path_factory.mktemp("jupyterlab")) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def running_jupyterlab(base: Path) -> Iterator[JupyterLab]:
+    """Run an isolated JupyterLab server with its files under `base` (also for benchmarks)."""
     dirs = {
         name: base / name
         for name in ("root", "settings", "config", "data", "runtime", "ipython", "home")
@@ -254,8 +260,15 @@ def browser_context(
 ) -> Iterator[Any]:
     """Start headless Chromium for the session, logged in to ``jupyterlab`` by cookie."""
     chromium = require_program("chromium")
+    require_module("playwright.sync_api")
+    with chromium_context(jupyterlab, tmp_path_factory.mktemp("chromium-profile"), chromium) as ctx:
+        yield ctx
+
+
+@contextlib.contextmanager
+def chromium_context(jupyterlab: JupyterLab, profile: Path, chromium: str) -> Iterator[Any]:
+    """Headless Chromium (a persistent context in `profile`) logged in to `jupyterlab`."""
     sync_api = require_module("playwright.sync_api")
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             user_data_dir=str(profile),

@@ -1,4 +1,4 @@
-"""dfl.open in a real JupyterLab: the study summary and its thumbnails paint in Chromium."""
+"""The Study summary (dfl.open(..., view=False)) and its thumbnails paint in Chromium."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_open_shows_summary_and_thumbnails(page: Any, jupyterlab: JupyterLab, tm
             "import dicomflow_lab as dfl\n"
             f"path = dfl.data.sample_study({str(sample)!r}, ct_slices=12, ct_size=128,"
             " mr_slices=4, mr_size=64)",
-            "study = dfl.open(path, progress=False)\nstudy",
+            "study = dfl.open(path, progress=False, view=False)\nstudy",
         ],
         "open_study",
     )

@@ -1,0 +1,5 @@
+"""The notebook panels: thin anywidget views over the backend (the only place anywidget is used)."""
+
+from dicomflow_lab.widgets.viewer import Viewer
+
+__all__ = ["Viewer"]
