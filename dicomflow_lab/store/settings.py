@@ -29,6 +29,21 @@ def _positive(value: Any) -> bool:
     return value is None or value > 0
 
 
+def _presets(value: Any) -> bool:
+    return all(
+        isinstance(p, dict)
+        and set(p) == {"name", "center", "width"}
+        and isinstance(p["name"], str)
+        and p["name"].strip()
+        and all(
+            isinstance(p[k], int | float) and not isinstance(p[k], bool)
+            for k in ("center", "width")
+        )
+        and p["width"] > 0
+        for p in value
+    )
+
+
 SETTINGS: dict[str, SettingSpec] = {
     spec.name: spec
     for spec in [
@@ -61,6 +76,15 @@ SETTINGS: dict[str, SettingSpec] = {
             "Byte limit of the kernel-side decoded-frame cache, in MiB.",
             _positive,
             "a positive whole number",
+        ),
+        SettingSpec(
+            "viewer.presets",
+            [],
+            list,
+            "Your own window presets, offered in every viewer: "
+            '[{"name": "Liver narrow", "center": 80, "width": 120}, ...].',
+            _presets,
+            'a list of {"name": str, "center": number, "width": number > 0}',
         ),
         SettingSpec(
             "display.show_phi",

@@ -99,6 +99,8 @@ class Viewer(BaseWidget):
     def __init__(self, study: Study, **kwargs: Any) -> None:
         self._study = study
         self._active = ""
+        self._wl_touched = False
+        self._switching = False
         self._series_frames: dict[str, _SeriesFrames] = {}
         self._frame_callbacks = CallbackDispatcher()
         ws = study.workspace
@@ -110,6 +112,7 @@ class Viewer(BaseWidget):
             self._switch_series(listing[0]["uid"])
         self.observe(self._on_series_uid, names=["series_uid"])
         self.observe(self._on_frame, names=["frame"])
+        self.observe(self._on_window, names=["window_center", "window_width"])
 
     # -- Python API ----------------------------------------------------------------
     @property
@@ -160,8 +163,15 @@ class Viewer(BaseWidget):
         """Render the current view (frame, window, invert) as a uint8 array with core.voi."""
         from dicomflow_lab.core import voi
 
+        frame = self.current_frame()
+        # like the browser: a VOI LUT table (and no window) applies until W/L is changed
+        use_table = bool(frame.params.voi_lut and not frame.params.windows and not self._wl_touched)
         return voi.render(
-            self.current_frame(), self.window_center, self.window_width, invert=self.invert
+            frame,
+            self.window_center,
+            self.window_width,
+            invert=self.invert,
+            use_voi_lut=use_table,
         )
 
     def to_png(self, path: str | os.PathLike[str] | None = None) -> bytes:
@@ -239,11 +249,19 @@ class Viewer(BaseWidget):
         return read_frame(path, index, cache=self._cache)
 
     def _switch_series(self, uid: str) -> None:
+        frames = self._series_frames[uid].frames
+        self._active = uid
+        self._wl_touched = False
+        self._switching = True
+        try:
+            self._apply_series(uid, frames)
+        finally:
+            self._switching = False
+
+    def _apply_series(self, uid: str, frames: tuple[tuple[str, int], ...]) -> None:
         from dicomflow_lab.core import voi
 
-        frames = self._series_frames[uid].frames
         middle = len(frames) // 2
-        self._active = uid
         with self.hold_sync():
             self.series_uid = uid
             self.n_frames = len(frames)
@@ -264,7 +282,10 @@ class Viewer(BaseWidget):
             self.status = ""
 
     def _user_presets(self) -> list[Any]:
-        return []
+        from dicomflow_lab.core.pixels import WindowPreset
+
+        stored = self._study.workspace.get_setting("viewer.presets")
+        return [WindowPreset(p["name"], p["center"], p["width"], "user") for p in stored]
 
     def _on_series_uid(self, change: dict[str, Any]) -> None:
         uid = change["new"]
@@ -278,6 +299,10 @@ class Viewer(BaseWidget):
 
     def _on_frame(self, change: dict[str, Any]) -> None:
         self._frame_callbacks(change["new"])
+
+    def _on_window(self, _change: dict[str, Any]) -> None:
+        if not self._switching:
+            self._wl_touched = True
 
     # -- message handlers ----------------------------------------------------------
     def _handle_frame(self, request: Request) -> Reply:

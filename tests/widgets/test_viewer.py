@@ -194,3 +194,38 @@ def test_thumbnails_are_cached_on_disk(viewer, monkeypatch):
     assert len(cached) == 1 and cached[0].read_bytes() == first
     viewer._on_message(viewer, request, [])
     assert bytes(sent.last[1][0]) == first
+
+
+def test_user_presets_from_settings_are_offered(sample, tmp_path):
+    ws = dfl.Workspace(tmp_path / "ws")
+    ws.set_setting("viewer.presets", [{"name": "Liver narrow", "center": 80, "width": 120}])
+    v = dfl.open(sample.path, workspace=ws, progress=False)
+    assert {"name": "Liver narrow", "center": 80.0, "width": 120.0, "source": "user"} in v.presets
+    v.set_preset("liver narrow")
+    assert (v.window_center, v.window_width) == (80.0, 120.0)
+    with pytest.raises(ValueError, match="center"):
+        ws.set_setting("viewer.presets", [{"name": "x", "center": "a", "width": 1}])
+    v.close()
+    ws.close()
+
+
+def test_voi_lut_table_applies_until_the_window_is_changed(tmp_path):
+    from pathlib import Path
+
+    from dicomflow_lab.core import voi
+
+    golden = Path(__file__).resolve().parents[1] / "core" / "golden" / "modality_voi_lut.dcm"
+    ds = pydicom.dcmread(golden)
+    del ds.WindowCenter, ds.WindowWidth  # only the VOI LUT Sequence is left
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "lut.dcm")
+    ws = dfl.Workspace(tmp_path / "ws")
+    v = dfl.open(tmp_path / "in" / "lut.dcm", workspace=ws, progress=False)
+    frame = v.current_frame()
+    assert frame.params.voi_lut is not None and not frame.params.windows
+    table = voi.render(frame, use_voi_lut=True)
+    assert np.array_equal(v.render(), table)
+    v.window_width = v.window_width + 10  # the user takes over: the window applies
+    assert np.array_equal(v.render(), voi.render(frame, v.window_center, v.window_width))
+    v.close()
+    ws.close()
