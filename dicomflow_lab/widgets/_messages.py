@@ -9,6 +9,7 @@ Requests (browser → kernel), sent with ``model.send(content)``::
     {"kind": "frame", "id": 7, "series": "<SeriesInstanceUID>", "index": 12}
     {"kind": "thumb", "id": 8, "series": "<SeriesInstanceUID>"}
     {"kind": "annotations", "id": 9, "series": "<SeriesInstanceUID>", "index": 12}
+    {"kind": "overlay", "id": 10, "series": "<SeriesInstanceUID>", "index": 12}
 
 Every request gets exactly one reply (kernel → browser), ``kind`` + ``":reply"``, with the
 same ``id``::
@@ -16,6 +17,8 @@ same ``id``::
     {"kind": "frame:reply", "id": 7, "ok": true, "frame": FrameHeader}   buffers: [values]
     {"kind": "thumb:reply", "id": 8, "ok": true, "mime": "image/png"}    buffers: [png]
     {"kind": "annotations:reply", "id": 9, "ok": true, "corners": {"tl": [...], ...}}
+    {"kind": "overlay:reply", "id": 10, "ok": true, "overlays": [OverlayHeader, ...]}
+                                                          buffers: [mask, ...] (one each)
     {"kind": "<kind>:reply", "id": 7, "ok": false, "error": {"type": "...", "message": "..."}}
 
 ``FrameHeader`` describes the raw values in the single buffer (little-endian, row-major,
@@ -29,7 +32,17 @@ same ``id``::
     invert (MONOCHROME1), windows ([{"name", "center", "width", "source"}]),
     min, max (stored-value range of this frame), position ([x, y, z] or null),
     orientation ([6 floats] or null), spacing ([row mm, column mm] or null),
-    thickness (mm or null), file (the file's base name, for messages)
+    thickness (mm or null), file (the file's base name, for messages),
+    overlays (how many overlay planes, 60xx, apply to this frame; null when they could
+    not be read — an ``overlay`` request then says why)
+
+``OverlayHeader`` describes one overlay plane (PS3.3 C.9.2) of the frame, in the order of
+its group; its buffer holds ``rows * columns`` uint8 values, 1 where the overlay is set
+and 0 elsewhere, image-sized (the frame's rows and columns, the plane already placed at
+its Overlay Origin)::
+
+    group (0x6000, 0x6002 ...), rows, columns, label (Overlay Label (60xx,1500), else
+    Overlay Description (60xx,0022), else "Overlay 6000")
 
 The display pipeline the browser applies is :mod:`dicomflow_lab.core.voi`'s, in PS3.3
 order: stored → modality (table or slope/intercept) → VOI (window function, or VOI LUT
@@ -48,6 +61,7 @@ _KINDS = {
     "frame": ("series", "index"),
     "thumb": ("series",),
     "annotations": ("series", "index"),
+    "overlay": ("series", "index"),
 }
 _UID_CHARS = frozenset("0123456789.")
 

@@ -12,16 +12,19 @@ import hashlib
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import traitlets as t
 from ipywidgets import CallbackDispatcher
 
 from dicomflow_lab._fsutil import atomic_write_bytes
+from dicomflow_lab.errors import PixelDataError
 from dicomflow_lab.widgets._base import BaseWidget, Reply
 from dicomflow_lab.widgets._messages import Request
 
@@ -35,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 _CACHE: FrameCache | None = None
 _CACHE_LOCK = threading.Lock()
+#: Overlay planes a viewer keeps decoded, in frames and in bytes of masks (the frame
+#: reply counts them, the overlay reply sends them: one read serves both).
+_OVERLAY_CACHE_FRAMES = 256
+_OVERLAY_CACHE_BYTES = 32 << 20
 
 
 def frame_cache(limit_mb: int) -> FrameCache:
@@ -75,6 +82,9 @@ class Viewer(BaseWidget):
         Show corner annotations.
     show_phi : bool
         Allow patient and study lines in the annotations (off by default).
+    overlays : bool
+        Draw the frame's overlay planes (60xx groups) over the image; the toolbar's
+        "Overlays" button is enabled for frames that have some.
     """
 
     _esm = Path(__file__).parent / "static" / "viewer.js"
@@ -103,6 +113,10 @@ class Viewer(BaseWidget):
         self._switching = False
         self._series_frames: dict[str, _SeriesFrames] = {}
         self._frame_callbacks = CallbackDispatcher()
+        self._overlay_cache: OrderedDict[tuple[Any, ...], list[tuple[int, np.ndarray]]]
+        self._overlay_cache = OrderedDict()
+        self._overlay_bytes = 0
+        self._overlay_lock = threading.Lock()
         ws = study.workspace
         self._cache = frame_cache(int(ws.get_setting("viewer.frame_cache_mb")))
         listing = self._load_series()
@@ -248,6 +262,41 @@ class Viewer(BaseWidget):
 
         return read_frame(path, index, cache=self._cache)
 
+    def _overlays(self, path: str, index: int) -> list[tuple[int, np.ndarray]]:
+        """Return a frame's overlay planes (:func:`~dicomflow_lab.core.pixels.overlay`), cached."""
+        from dicomflow_lab.core.pixels import overlay
+
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise PixelDataError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+        key = (path, index, st.st_mtime_ns, st.st_size)
+        with self._overlay_lock:
+            found = self._overlay_cache.get(key)
+            if found is not None:
+                self._overlay_cache.move_to_end(key)
+                return found
+        planes = overlay(path, index)
+        with self._overlay_lock:
+            if key not in self._overlay_cache:
+                self._overlay_cache[key] = planes
+                self._overlay_bytes += sum(mask.nbytes for _, mask in planes)
+            while len(self._overlay_cache) > 1 and (
+                len(self._overlay_cache) > _OVERLAY_CACHE_FRAMES
+                or self._overlay_bytes > _OVERLAY_CACHE_BYTES
+            ):
+                _, dropped = self._overlay_cache.popitem(last=False)
+                self._overlay_bytes -= sum(mask.nbytes for _, mask in dropped)
+        return planes
+
+    def _overlay_count(self, path: str, index: int) -> int | None:
+        """Count the overlay planes of a frame; None when they cannot be read."""
+        try:
+            return len(self._overlays(path, index))
+        except Exception as exc:  # the frame still shows; the overlay request says why
+            logger.debug("cannot read the overlays of %s frame %d: %s", path, index, exc)
+            return None
+
     def _switch_series(self, uid: str) -> None:
         frames = self._series_frames[uid].frames
         self._active = uid
@@ -308,7 +357,8 @@ class Viewer(BaseWidget):
     def _handle_frame(self, request: Request) -> Reply:
         path, index = self._locate(request.series, request.index)
         frame = self._read(path, index)
-        return {"frame": _frame_header(request, frame)}, [memoryview(frame.values).cast("B")]
+        header = _frame_header(request, frame, self._overlay_count(path, index))
+        return {"frame": header}, [memoryview(frame.values).cast("B")]
 
     def _handle_thumb(self, request: Request) -> Reply:
         frames = self._series_frames.get(request.series)
@@ -329,6 +379,26 @@ class Viewer(BaseWidget):
                 str(v) for v in (s.get("StudyDescription"), s.get("StudyDate")) if v is not None
             ]
         return {"corners": corners}, []
+
+    def _handle_overlay(self, request: Request) -> Reply:
+        from dicomflow_lab.core._frame_cache import _header
+
+        path, index = self._locate(request.series, request.index)
+        planes = self._overlays(path, index)
+        ds = _header(path).ds if planes else None
+        headers: list[dict[str, Any]] = []
+        buffers: list[bytes | memoryview] = []
+        for group, mask in planes:
+            headers.append(
+                {
+                    "group": group,
+                    "rows": int(mask.shape[0]),
+                    "columns": int(mask.shape[1]),
+                    "label": _overlay_label(ds, group),
+                }
+            )
+            buffers.append(memoryview(np.ascontiguousarray(mask, dtype=np.uint8)).cast("B"))
+        return {"overlays": headers}, buffers
 
     def _thumbnail(self, path: str, index: int) -> bytes:
         from dicomflow_lab.core.thumbnail import thumbnail_png
@@ -361,7 +431,19 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _frame_header(request: Request, frame: Frame) -> dict[str, Any]:
+def _overlay_label(ds: Any, group: int) -> str:
+    """Overlay Label (60xx,1500), else Overlay Description (60xx,0022), else the group."""
+    for element in (0x1500, 0x0022):
+        try:
+            value = ds[group, element].value if (group, element) in ds else None
+        except Exception:  # an unreadable text value: fall back to the group
+            value = None
+        if value:
+            return str(value).strip()[:64]
+    return f"Overlay {group:04X}"
+
+
+def _frame_header(request: Request, frame: Frame, overlays: int | None = 0) -> dict[str, Any]:
     p = frame.params
     values = frame.values
     return {
@@ -398,6 +480,7 @@ def _frame_header(request: Request, frame: Frame) -> dict[str, Any]:
         "spacing": list(frame.spacing) if frame.spacing else None,
         "thickness": frame.thickness,
         "file": os.path.basename(frame.path),
+        "overlays": overlays,
     }
 
 

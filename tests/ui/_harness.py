@@ -7,6 +7,7 @@ Fixtures
 jupyterlab
     Session-wide JupyterLab on 127.0.0.1 with a random token, isolated Jupyter dirs, a
     ``python3`` kernelspec that runs this interpreter, and pop-ups (news, update check) off.
+    ``running_jupyterlab(base, app="notebook")`` starts Notebook 7 the same way.
 browser_context
     Session-wide persistent Chromium context (Debian's ``/usr/bin/chromium``), logged in
     to the server by cookie, so no URL ever carries the token.
@@ -16,7 +17,8 @@ page
 Helpers
 -------
 run_notebook(page, lab, cells, name)
-    Write a notebook, open it, wait for its kernel, run all cells and wait until done.
+    Write a notebook, open it (in JupyterLab, or in Notebook 7's own UI for a server
+    started with ``app="notebook"``), wait for its kernel, run all cells and wait until done.
 wait_for(page, selector, timeout)
     Wait for a selector; on timeout save a screenshot and report cell errors.
 screenshot(page, name)
@@ -83,7 +85,7 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 
 @dataclass(frozen=True)
 class JupyterLab:
-    """A running JupyterLab server.
+    """A running JupyterLab (or Notebook 7) server.
 
     Attributes
     ----------
@@ -97,6 +99,8 @@ class JupyterLab:
         File receiving the server's and its kernels' stdout and stderr.
     process : subprocess.Popen
         The server process.
+    app : {"lab", "notebook"}
+        Which front end the server runs: JupyterLab, or Notebook 7 (``jupyter notebook``).
     """
 
     base_url: str
@@ -104,6 +108,7 @@ class JupyterLab:
     root_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+    app: str = "lab"
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -176,8 +181,24 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]
 
 
 @contextlib.contextmanager
-def running_jupyterlab(base: Path) -> Iterator[JupyterLab]:
-    """Run an isolated JupyterLab server with its files under `base` (also for benchmarks)."""
+def running_jupyterlab(base: Path, app: str = "lab") -> Iterator[JupyterLab]:
+    """Run an isolated JupyterLab server with its files under `base` (also for benchmarks).
+
+    Parameters
+    ----------
+    base : pathlib.Path
+        An empty folder for the server's root, settings, config, data and log.
+    app : {"lab", "notebook"}, optional
+        ``"lab"`` (the default) runs ``jupyter lab``; ``"notebook"`` runs Notebook 7
+        (``jupyter notebook``) with the same isolation, settings and kernelspec.
+
+    Yields
+    ------
+    JupyterLab
+        The running server; it is stopped, with its kernels, on exit.
+    """
+    if app not in ("lab", "notebook"):
+        raise ValueError(f"app must be 'lab' or 'notebook', not {app!r}")
     dirs = {
         name: base / name
         for name in ("root", "settings", "config", "data", "runtime", "ipython", "home")
@@ -205,11 +226,14 @@ def running_jupyterlab(base: Path) -> Iterator[JupyterLab]:
     }
     for var in ("JUPYTER_TOKEN_FILE", "JUPYTER_PATH", "JUPYTER_CONFIG_PATH"):
         env.pop(var, None)
+    # Notebook 7 is configured through its own application class; the news and update
+    # checks are JupyterLab's only.
+    cls = "LabApp" if app == "lab" else "JupyterNotebookApp"
     argv = [
         sys.executable,
         "-m",
         "jupyter",
-        "lab",
+        app,
         "--no-browser",
         "--allow-root",
         "--ServerApp.ip=127.0.0.1",
@@ -217,16 +241,20 @@ def running_jupyterlab(base: Path) -> Iterator[JupyterLab]:
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={dirs['root']}",
         "--ServerApp.terminals_enabled=False",
-        f"--LabApp.user_settings_dir={dirs['settings']}",
-        f"--LabApp.workspaces_dir={dirs['data'] / 'workspaces'}",
+        f"--{cls}.user_settings_dir={dirs['settings']}",
+        f"--{cls}.workspaces_dir={dirs['data'] / 'workspaces'}",
         # window.jupyterapp: run commands and read models the way JupyterLab's own
         # UI tests (galata) do.
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-        "--KernelSpecManager.ensure_native_kernel=False",
+        f"--{cls}.expose_app_in_browser=True",
     ]
-    log_path = base / "jupyterlab.log"
+    if app == "lab":
+        argv += [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class="
+            "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        ]
+    argv.append("--KernelSpecManager.ensure_native_kernel=False")
+    log_path = base / ("jupyterlab.log" if app == "lab" else "notebook.log")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv,
@@ -242,6 +270,7 @@ def running_jupyterlab(base: Path) -> Iterator[JupyterLab]:
         root_dir=dirs["root"],
         log_path=log_path,
         process=process,
+        app=app,
     )
     try:
         _wait_for_server(process, lab)
@@ -411,7 +440,7 @@ _KERNEL_IDLE_JS = """(path) => {
 
 _RUN_ALL_JS = """() => {
   const app = window.jupyterapp;
-  app.shell.collapseLeft();
+  if (app.shell.collapseLeft) { app.shell.collapseLeft(); }
   window.__dflRunAll = null;
   app.commands.execute('notebook:run-all-cells').then(
     (ok) => { window.__dflRunAll = { ok: ok !== false }; },
@@ -441,7 +470,8 @@ def run_notebook(
         Source of each code cell.
     name : str
         Notebook file name in the server's root dir (``.ipynb`` is added if missing).
-        Each name also gets its own JupyterLab workspace, so nothing else is reopened.
+        Each name also gets its own JupyterLab workspace, so nothing else is reopened;
+        Notebook 7 opens it alone at ``/notebooks/<name>``.
     timeout : float, optional
         Seconds allowed for the kernel to start and for all cells to run.
     allow_errors : bool, optional
@@ -456,8 +486,11 @@ def run_notebook(
     if not name.endswith(".ipynb"):
         name += ".ipynb"
     (lab.root_dir / name).write_text(_notebook_json(cells), encoding="utf-8")
-    workspace = quote(re.sub(r"[^\w-]", "-", Path(name).stem), safe="")
-    page.goto(f"{lab.base_url}/lab/workspaces/{workspace}/tree/{quote(name)}")
+    if lab.app == "notebook":
+        page.goto(f"{lab.base_url}/notebooks/{quote(name)}")
+    else:
+        workspace = quote(re.sub(r"[^\w-]", "-", Path(name).stem), safe="")
+        page.goto(f"{lab.base_url}/lab/workspaces/{workspace}/tree/{quote(name)}")
 
     step = "kernel idle"
     try:

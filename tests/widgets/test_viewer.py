@@ -160,7 +160,7 @@ def test_to_png_renders_the_current_view(viewer, tmp_path):
     img = mpimg.imread(io.BytesIO(png))
     assert img.shape[:2] == (64, 64)
     expected = voi.render(viewer.current_frame(), viewer.window_center, viewer.window_width)
-    assert np.abs(np.rint(img[..., 0] * 255) - expected).max() <= 1
+    assert np.array_equal(np.rint(img * 255).astype(np.uint8), expected)  # lossless
 
 
 def test_mimebundle_has_a_static_png_for_saved_notebooks(viewer):

@@ -17,12 +17,17 @@
  * WebGL2 is missing. Zoom, pan, rotation and flips are CSS transforms of the
  * native-resolution canvas, so a window/level repaint costs the same at any zoom.
  *
- * Not yet: DICOM overlays (the `overlays` trait is ignored until the kernel serves them).
+ * Overlays (60xx groups, PS3.3 C.9.2): the frame reply says how many planes apply to the
+ * frame; while the `overlays` trait is on, the view asks for them (`{kind: "overlay",
+ * id, series, index}` → one image-sized 0/1 mask per plane, kept in a small LRU) and
+ * draws them, one colour per plane, on a second canvas in the same stage as the image,
+ * so zoom, pan, rotation and flips move both; the image canvas is never touched.
  *
  * Test hooks: the root element `.dfl-viewer` carries `data-dfl-ready`, `data-dfl-paints`,
- * `data-dfl-frame`, `data-dfl-series`, `data-dfl-wc`, `data-dfl-ww`, `data-dfl-renderer`
- * and `data-dfl-error`, and `root.dflViewer` exposes `{paints, lastPaintMs,
- * setWindow(c, w), pixel(row, col), state(), ...}`.
+ * `data-dfl-frame`, `data-dfl-series`, `data-dfl-wc`, `data-dfl-ww`, `data-dfl-renderer`,
+ * `data-dfl-overlays` (planes drawn, 0 when hidden) and `data-dfl-error`, and
+ * `root.dflViewer` exposes `{paints, lastPaintMs, setWindow(c, w), pixel(row, col),
+ * overlayPixel(row, col), overlayAlpha(), state(), ...}`.
  */
 
 /* ------------------------------------------------------------------ constants */
@@ -36,6 +41,9 @@ const FRAME_SAVE_DELAY_MS = 150;
 const WL_SAVE_DELAY_MS = 300;
 const LOADING_DELAY_MS = 150;
 const SERIES_SETTLE_MS = 60;
+/** Overlay masks kept per model: at most this many frames' worth, and this many bytes. */
+const OVERLAY_CACHE_ENTRIES = 32;
+const OVERLAY_CACHE_BYTES = 64 * 1024 * 1024;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** @type {Record<string, any>} */
@@ -87,6 +95,18 @@ const VOI_FUNCTIONS = { LINEAR: 0, LINEAR_EXACT: 1, SIGMOID: 2 };
  * @property {number[] | null} spacing
  * @property {number | null} thickness
  * @property {string} file
+ * @property {number | null} [overlays] overlay planes of this frame (null: unreadable)
+ */
+
+/**
+ * One overlay plane of a frame, image-sized, already placed at its Overlay Origin.
+ *
+ * @typedef {Object} OverlayPlane
+ * @property {number} group    0x6000, 0x6002 ...
+ * @property {number} rows
+ * @property {number} columns
+ * @property {string} label
+ * @property {Uint8Array} mask  rows × columns, 1 where the overlay is set
  */
 
 /**
@@ -150,6 +170,18 @@ const clamp = (v, lo, hi) => (v < lo ? lo : v > hi ? hi : v);
 const packGrey = LITTLE_ENDIAN
   ? (y) => (0xff000000 | (y << 16) | (y << 8) | y) >>> 0
   : (y) => ((y << 24) | (y << 16) | (y << 8) | 0xff) >>> 0;
+
+/** Pack an RGBA colour into one word, in the byte order ImageData uses on this host. */
+const packRgba = (/** @type {number} */ r, /** @type {number} */ g, /** @type {number} */ b, /** @type {number} */ a) =>
+  (LITTLE_ENDIAN ? (a << 24) | (b << 16) | (g << 8) | r : (r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+
+/** Overlay colours, one per plane in group order: yellow, cyan, magenta, green; alpha 0.8. */
+const OVERLAY_COLOURS = [
+  [255, 224, 0],
+  [0, 229, 255],
+  [255, 64, 255],
+  [64, 255, 96],
+].map(([r, g, b]) => packRgba(r, g, b, 204));
 
 /** The 256 packed grey words. */
 const GREY32 = (() => {
@@ -582,6 +614,9 @@ class Runtime {
     this.urls = [];
     /** @type {Map<string, Promise<any>>} */
     this.notes = new Map();
+    /** @type {Map<string, {promise: Promise<OverlayPlane[]>, value: OverlayPlane[] | null, bytes: number}>} */
+    this.overlayCache = new Map();
+    this.overlayBytes = 0;
     this.requests = 0;
     this.timeoutMs = REQUEST_TIMEOUT_MS;
     this.disposed = false;
@@ -735,6 +770,61 @@ class Runtime {
     return p;
   }
 
+  /**
+   * A frame's overlay planes, from the small LRU or the kernel (one request however many ask).
+   *
+   * @param {string} series
+   * @param {number} index
+   * @returns {Promise<OverlayPlane[]>}
+   */
+  overlays(series, index) {
+    const key = Runtime.key(series, index);
+    const hit = this.overlayCache.get(key);
+    if (hit) {
+      this.overlayCache.delete(key);
+      this.overlayCache.set(key, hit);
+      return hit.promise;
+    }
+    /** @type {{promise: Promise<OverlayPlane[]>, value: OverlayPlane[] | null, bytes: number}} */
+    const entry = { promise: /** @type {any} */ (null), value: null, bytes: 0 };
+    entry.promise = this.request("overlay", { series, index }).then(({ msg, buffers }) => {
+      const list = Array.isArray(msg.overlays) ? msg.overlays : [];
+      const planes = list.map((/** @type {any} */ o, /** @type {number} */ k) => {
+        if (!(o && o.rows > 0 && o.columns > 0)) throw new RequestError("ProtocolError", "an overlay in the reply has no valid size");
+        const mask = /** @type {Uint8Array} */ (toTypedArray("uint8", buffers[k], o.rows * o.columns));
+        return { group: Number(o.group), rows: Number(o.rows), columns: Number(o.columns), label: String(o.label || ""), mask };
+      });
+      if (this.overlayCache.get(key) === entry) {
+        entry.value = planes;
+        entry.bytes = planes.reduce((n, p) => n + p.mask.byteLength, 0);
+        this.overlayBytes += entry.bytes;
+        this.evictOverlays();
+      }
+      return planes;
+    });
+    entry.promise.catch(() => {
+      if (this.overlayCache.get(key) === entry) this.overlayCache.delete(key);
+    });
+    this.overlayCache.set(key, entry);
+    this.evictOverlays();
+    return entry.promise;
+  }
+
+  /** A frame's overlay planes when already received, or null. @param {string} series @param {number} index */
+  peekOverlays(series, index) {
+    const hit = this.overlayCache.get(Runtime.key(series, index));
+    return hit && hit.value ? hit.value : null;
+  }
+
+  evictOverlays() {
+    for (const [key, entry] of this.overlayCache) {
+      if (this.overlayCache.size <= OVERLAY_CACHE_ENTRIES && this.overlayBytes <= OVERLAY_CACHE_BYTES) break;
+      if (!entry.value) continue; // in flight
+      this.overlayCache.delete(key);
+      this.overlayBytes -= entry.bytes;
+    }
+  }
+
   /** Corner text lines from the kernel (patient/study lines only when show_phi). */
   annotations(/** @type {string} */ series, /** @type {number} */ index, /** @type {boolean} */ phi) {
     const key = `${series}:${phi ? 1 : 0}`;
@@ -762,6 +852,8 @@ class Runtime {
     this.urls = [];
     this.thumbs.clear();
     this.notes.clear();
+    this.overlayCache.clear();
+    this.overlayBytes = 0;
   }
 }
 
@@ -811,6 +903,7 @@ const ICONS = {
   pause: '<path d="M5 4h3.2v12H5zM11.8 4H15v12h-3.2z" fill="currentColor"/>',
   annot: '<path d="M3 4.5h7M3 7.5h4.5M10 15.5h7M12.5 12.5H17" stroke="currentColor" stroke-width="1.6"/><rect x="2" y="2" width="16" height="16" rx="2" fill="none" stroke="currentColor" stroke-width="1.1" opacity=".6"/>',
   auto: '<path d="M3 16L7.5 4h1L13 16M4.8 11.5h6.4" fill="none" stroke="currentColor" stroke-width="1.6"/><path d="M14.5 4.5l1 2 2 1-2 1-1 2-1-2-2-1 2-1z" fill="currentColor"/>',
+  overlay: '<path d="M10 2.8l7.2 3.6L10 10 2.8 6.4z" fill="currentColor" opacity=".6"/><path d="M2.8 10L10 13.6 17.2 10M2.8 13.6L10 17.2l7.2-3.6" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"/>',
 };
 
 /** @param {keyof typeof ICONS} name */
@@ -931,6 +1024,8 @@ class ViewerView {
     this.modelSyncQueued = false;
     this.readoutQueued = false;
     this.seriesPending = false;
+    this.overlayGen = 0;
+    this.overlayError = "";
 
     this.build();
     this.bindModel();
@@ -938,6 +1033,7 @@ class ViewerView {
     this.syncSeriesStrip();
     this.syncPresets();
     this.syncToggles();
+    this.syncOverlays();
     this.syncStatus();
     this.syncWLControls();
     this.show(this.s.series, this.s.frame);
@@ -972,6 +1068,7 @@ class ViewerView {
     this.playBtn = btn("dfl-play", "Play / pause cine (Space)", icon("play"), { "aria-pressed": "false" });
     this.fpsInput = /** @type {HTMLInputElement} */ (h("input", { type: "number", class: "dfl-fps", min: 1, max: 60, step: 1, title: "Cine frames per second", "aria-label": "Cine frames per second" }));
     this.annotBtn = btn("dfl-annot", "Corner annotations (A)", icon("annot"), { "aria-pressed": "true" });
+    this.overlayBtn = btn("dfl-overlays", "Overlays (O)", icon("overlay"), { "aria-pressed": "false", disabled: true });
 
     const wl = h(
       "div",
@@ -994,14 +1091,16 @@ class ViewerView {
       sep(),
       h("div", { class: "dfl-group" }, this.playBtn, h("label", { class: "dfl-field dfl-fps-field" }, this.fpsInput, h("span", { class: "dfl-unit", text: "fps" }))),
       sep(),
-      h("div", { class: "dfl-group" }, this.annotBtn),
+      h("div", { class: "dfl-group" }, this.annotBtn, this.overlayBtn),
     );
 
     this.strip = h("div", { class: "dfl-strip", role: "listbox", "aria-label": "Series" });
 
     this.canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "dfl-image dfl-canvas2d", width: 1, height: 1 }));
     this.glCanvas = /** @type {HTMLCanvasElement | null} */ (null);
-    this.stage = h("div", { class: "dfl-stage" }, this.canvas);
+    // above the image canvas (and the WebGL2 one, added later), same box, same transform
+    this.overlayCanvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "dfl-overlay", width: 1, height: 1, hidden: true }));
+    this.stage = h("div", { class: "dfl-stage" }, this.canvas, this.overlayCanvas);
     /** @type {Record<string, HTMLElement>} */
     this.corners = {};
     for (const pos of ["tl", "tr", "bl", "br"]) this.corners[pos] = h("div", { class: `dfl-corner dfl-${pos}` });
@@ -1041,6 +1140,8 @@ class ViewerView {
     this.root.dataset.dflRenderer = this.renderer;
     /** @type {any} */ (this.root).dflViewer = this.hooks();
     this.ctx = /** @type {CanvasRenderingContext2D} */ (this.canvas.getContext("2d"));
+    this.overlayCtx = /** @type {CanvasRenderingContext2D} */ (this.overlayCanvas.getContext("2d"));
+    this.root.dataset.dflOverlays = "0";
     this.fpsInput.value = String(this.model.get("cine_fps") || 10);
     this.setTool("wl");
   }
@@ -1082,6 +1183,18 @@ class ViewerView {
       },
       /** [r, g, b, a] of the image canvas at native coordinates. */
       pixel: (/** @type {number} */ row, /** @type {number} */ col) => view.pixelAt(row, col),
+      /** [r, g, b, a] of the overlay canvas at native coordinates (all 0 where nothing is drawn). */
+      overlayPixel: (/** @type {number} */ row, /** @type {number} */ col) => Array.from(view.overlayCtx.getImageData(col, row, 1, 1).data),
+      /** Base64 of the alpha channel of the whole overlay canvas, top row first. */
+      overlayAlpha: () => {
+        const { width, height } = view.overlayCanvas;
+        const rgba = view.overlayCtx.getImageData(0, 0, width, height).data;
+        const bytes = new Uint8Array(width * height);
+        for (let i = 0; i < bytes.length; i++) bytes[i] = rgba[i * 4 + 3];
+        let bin = "";
+        for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        return btoa(bin);
+      },
       /** Base64 of the red channel of the whole image canvas, top row first. */
       greys: () => {
         let bytes;
@@ -1128,6 +1241,15 @@ class ViewerView {
         cacheBytes: view.rt.cacheBytes,
         rows: view.current ? view.current.header.rows : 0,
         columns: view.current ? view.current.header.columns : 0,
+        overlays: {
+          on: !!view.model.get("overlays"),
+          available: view.current ? view.current.header.overlays ?? null : 0,
+          shown: !view.overlayCanvas.hidden,
+          drawn: Number(view.root.dataset.dflOverlays) || 0,
+          size: [view.overlayCanvas.height, view.overlayCanvas.width],
+          transform: view.overlayCanvas.parentElement === view.stage ? view.stage.style.transform : null,
+          labels: view.overlayBtn.dataset.labels || "",
+        },
       }),
     };
   }
@@ -1174,6 +1296,7 @@ class ViewerView {
     on("change:series", () => this.syncSeriesStrip());
     on("change:presets", () => this.syncPresets());
     on("change:annotations", () => this.syncToggles());
+    on("change:overlays", () => this.syncOverlays());
     on("change:show_phi", () => this.loadNotes());
     on("change:status", () => this.syncStatus());
     on("change:cine_fps", () => {
@@ -1309,6 +1432,7 @@ class ViewerView {
     }
     this.paintNow();
     this.applyTransform();
+    this.syncOverlays();
     this.updateReadout();
     this.syncStatus();
   }
@@ -1323,6 +1447,7 @@ class ViewerView {
     this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     if (this.glCanvas) this.glCanvas.hidden = true;
     this.canvas.hidden = false;
+    this.syncOverlays();
     this.setMessage(text);
     this.root.dataset.dflFrame = String(index);
     this.root.dataset.dflSeries = series;
@@ -1650,6 +1775,10 @@ class ViewerView {
       this.write({ annotations: !this.model.get("annotations") });
       this.syncToggles();
     });
+    listen(this.overlayBtn, "click", () => {
+      this.write({ overlays: !this.model.get("overlays") });
+      this.syncOverlays();
+    });
     listen(this.sliceSlider, "input", () => {
       this.show(this.s.series, Number(this.sliceSlider.value));
       this.scheduleFrameSave();
@@ -1879,6 +2008,10 @@ class ViewerView {
       case "a":
       case "A":
         this.annotBtn.click();
+        break;
+      case "o":
+      case "O":
+        this.overlayBtn.click(); // nothing when disabled (no overlays in this frame)
         break;
       default:
         handled = false;
@@ -2239,9 +2372,116 @@ class ViewerView {
     this.updateCorners();
   }
 
+  /**
+   * Overlay button and canvas from the `overlays` trait and the frame on screen: draw
+   * the frame's planes now when they are cached, else hide the last frame's and draw
+   * when the kernel's reply comes.
+   */
+  syncOverlays() {
+    const on = !!this.model.get("overlays");
+    const f = this.current;
+    // null: the kernel could not count them; let the user ask and see why
+    const available = !!f && f.header.overlays !== 0;
+    this.overlayBtn.setAttribute("aria-pressed", String(on));
+    this.overlayBtn.disabled = !available;
+    if (!available) {
+      this.overlayBtn.title = "Overlays (O): none in this frame";
+      delete this.overlayBtn.dataset.labels;
+    }
+    const gen = ++this.overlayGen;
+    if (!on || !available || !f) {
+      this.hideOverlays();
+      if (this.overlayError) {
+        this.overlayError = "";
+        this.syncStatus();
+      }
+      return;
+    }
+    const { series, index } = f.header;
+    const hit = this.rt.peekOverlays(series, index);
+    if (hit) {
+      this.drawOverlays(hit);
+      this.prefetchOverlays(series, index);
+      return;
+    }
+    this.hideOverlays();
+    this.rt.overlays(series, index).then(
+      (planes) => {
+        if (gen !== this.overlayGen || this.disposed) return;
+        this.drawOverlays(planes);
+        this.prefetchOverlays(series, index);
+      },
+      (err) => {
+        if (gen !== this.overlayGen || this.disposed) return;
+        const type = err && err.type ? `${err.type}: ` : "";
+        this.overlayError = `Overlays could not be shown — ${type}${err && err.message ? err.message : String(err)}`;
+        this.syncStatus();
+      },
+    );
+  }
+
+  hideOverlays() {
+    this.overlayCanvas.hidden = true;
+    this.root.dataset.dflOverlays = "0";
+  }
+
+  /**
+   * Draw overlay planes (of the frame on screen) on the overlay canvas, at native size.
+   *
+   * @param {OverlayPlane[]} planes
+   */
+  drawOverlays(planes) {
+    const f = this.current;
+    if (!f) return;
+    const { rows, columns } = f.header;
+    const cv = this.overlayCanvas;
+    if (cv.width !== columns || cv.height !== rows) {
+      cv.width = columns;
+      cv.height = rows;
+    }
+    const img = this.overlayCtx.createImageData(columns, rows);
+    const out = new Uint32Array(img.data.buffer);
+    /** @type {string[]} */
+    const labels = [];
+    planes.forEach((plane, k) => {
+      if (plane.rows !== rows || plane.columns !== columns) {
+        console.warn(`[dicomflow_lab viewer] overlay ${plane.group.toString(16)} is ${plane.columns}×${plane.rows}, the image ${columns}×${rows}: not drawn`);
+        return;
+      }
+      const colour = OVERLAY_COLOURS[k % OVERLAY_COLOURS.length];
+      const m = plane.mask;
+      for (let i = 0; i < m.length; i++) if (m[i]) out[i] = colour;
+      labels.push(plane.label || `Overlay ${plane.group.toString(16).toUpperCase()}`);
+    });
+    this.overlayCtx.putImageData(img, 0, 0);
+    cv.hidden = labels.length === 0;
+    this.root.dataset.dflOverlays = String(labels.length);
+    this.overlayBtn.dataset.labels = labels.join("; ");
+    this.overlayBtn.title = labels.length ? `Overlays (O): ${labels.join("; ")}` : "Overlays (O)";
+    if (this.overlayError) {
+      this.overlayError = "";
+      this.syncStatus();
+    }
+  }
+
+  /** Ask early for the overlays of neighbouring frames known to have some. @param {string} series @param {number} index */
+  prefetchOverlays(series, index) {
+    const n = this.nFrames(series);
+    const reach = this.s.playing ? 4 : 2;
+    for (let d = 1; d <= reach; d++) {
+      for (const i of this.s.playing ? [(index + d) % n] : [index + d, index - d]) {
+        if (i < 0 || i >= n) continue;
+        const f = this.rt.peek(series, i);
+        if (f && f.header.overlays !== 0 && !this.rt.overlayCache.has(Runtime.key(series, i))) {
+          this.rt.overlays(series, i).catch(() => {});
+        }
+      }
+    }
+  }
+
   syncStatus() {
     const status = String(this.model.get("status") || "");
-    const text = this.error || status;
+    const text = this.error || this.overlayError || status;
     this.statusText.textContent = text;
     this.statusText.classList.toggle("dfl-error", !!text);
     this.statusText.title = text;
