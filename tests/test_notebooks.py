@@ -70,7 +70,7 @@ def test_a_saved_viewer_output_has_a_static_png_and_no_phi(tmp_path, sample_valu
         "v = dfl.open(path, progress=False)\nv",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     env_home = os.environ.get("DICOMFLOW_HOME")
     NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert os.environ.get("DICOMFLOW_HOME") == env_home

@@ -1,15 +1,16 @@
 """The message protocol between the widget front ends (``static/*.js``) and the kernel.
 
 The comm is the security boundary (DESIGN.md §6): every payload from the browser is
-validated here before anything is read, and the browser names workspace objects (a
-series UID and a frame index), never a file path.
+validated here before anything is read, and the browser names objects by the keys the kernel
+gave it (a series key such as ``"s1"`` and a frame index) — never a file path, and no
+UIDs travel in the widget state.
 
 Requests (browser → kernel), sent with ``model.send(content)``::
 
-    {"kind": "frame", "id": 7, "series": "<SeriesInstanceUID>", "index": 12}
-    {"kind": "thumb", "id": 8, "series": "<SeriesInstanceUID>"}
-    {"kind": "annotations", "id": 9, "series": "<SeriesInstanceUID>", "index": 12}
-    {"kind": "overlay", "id": 10, "series": "<SeriesInstanceUID>", "index": 12}
+    {"kind": "frame", "id": 7, "series": "s1", "index": 12}
+    {"kind": "thumb", "id": 8, "series": "s1"}
+    {"kind": "annotations", "id": 9, "series": "s1", "index": 12}
+    {"kind": "overlay", "id": 10, "series": "s1", "index": 12}
 
 Every request gets exactly one reply (kernel → browser), ``kind`` + ``":reply"``, with the
 same ``id``::
@@ -51,6 +52,7 @@ table) → 0–255 → MONOCHROME1 inversion XOR the user's ``invert``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +65,7 @@ _KINDS = {
     "annotations": ("series", "index"),
     "overlay": ("series", "index"),
 }
-_UID_CHARS = frozenset("0123456789.")
+_SERIES_KEY = re.compile(r"s[1-9][0-9]{0,5}")
 
 
 class ProtocolError(ValueError):
@@ -72,7 +74,7 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    """A validated request: its kind, correlation id, series UID and frame index."""
+    """A validated request: its kind, correlation id, series key and frame index."""
 
     kind: str
     id: int
@@ -107,8 +109,8 @@ def parse_request(content: Any) -> Request:
     if not isinstance(msg_id, int) or isinstance(msg_id, bool) or not 0 <= msg_id <= MAX_ID:
         raise ProtocolError("'id' must be a non-negative integer")
     series = content.get("series")
-    if not isinstance(series, str) or not 0 < len(series) <= 64 or not set(series) <= _UID_CHARS:
-        raise ProtocolError("'series' must be a DICOM UID (digits and dots, at most 64)")
+    if not isinstance(series, str) or not _SERIES_KEY.fullmatch(series):
+        raise ProtocolError('\'series\' must be a series key of this viewer ("s1", "s2", ...)')
     index = 0
     if "index" in _KINDS[kind]:
         index = content.get("index")

@@ -59,7 +59,7 @@ def frame_cache(limit_mb: int) -> FrameCache:
 class _SeriesFrames:
     """Where each frame of a series lives: (file path, frame index in the file)."""
 
-    uid: str
+    key: str
     frames: tuple[tuple[str, int], ...]
 
 
@@ -70,8 +70,10 @@ class Viewer(BaseWidget):
 
     Attributes
     ----------
-    series_uid : str
-        The series on screen (set it to switch).
+    series_uid : str or None
+        The SeriesInstanceUID on screen (set it to switch). The widget state itself only
+        holds an opaque key (``series_key``, ``"s1"``, ...), so a saved notebook carries no
+        UIDs.
     frame : int
         The frame index in the series, from 0 (set it to scroll).
     window_center, window_width : float
@@ -91,7 +93,7 @@ class Viewer(BaseWidget):
     _css = Path(__file__).parent / "static" / "viewer.css"
 
     series = t.List(t.Dict()).tag(sync=True)
-    series_uid = t.Unicode("").tag(sync=True)
+    series_key = t.Unicode("").tag(sync=True)
     frame = t.Int(0).tag(sync=True)
     n_frames = t.Int(0).tag(sync=True)
     window_center = t.Float(40.0).tag(sync=True)
@@ -109,6 +111,7 @@ class Viewer(BaseWidget):
     def __init__(self, study: Study, **kwargs: Any) -> None:
         self._study = study
         self._active = ""
+        self._uid_of: dict[str, str | None] = {}
         self._wl_touched = False
         self._switching = False
         self._series_frames: dict[str, _SeriesFrames] = {}
@@ -122,13 +125,27 @@ class Viewer(BaseWidget):
         listing = self._load_series()
         kwargs.setdefault("show_phi", study.show_phi)
         super().__init__(series=listing, **kwargs)
-        if listing and not self.series_uid:
-            self._switch_series(listing[0]["uid"])
-        self.observe(self._on_series_uid, names=["series_uid"])
+        if listing and not self.series_key:
+            self._switch_series(listing[0]["key"])
+        self.observe(self._on_series_key, names=["series_key"])
         self.observe(self._on_frame, names=["frame"])
         self.observe(self._on_window, names=["window_center", "window_width"])
 
     # -- Python API ----------------------------------------------------------------
+    @property
+    def series_uid(self) -> str | None:
+        """The SeriesInstanceUID on screen; set it (or :attr:`series_key`) to switch."""
+        return self._uid_of.get(self.series_key)
+
+    @series_uid.setter
+    def series_uid(self, uid: str) -> None:
+        for key, value in self._uid_of.items():
+            if value == uid:
+                self.series_key = key
+                return
+        known = ", ".join(f"{v} ({k})" for k, v in self._uid_of.items())
+        raise KeyError(f"series {uid!r} is not part of this viewer; its series: {known}")
+
     @property
     def study(self) -> Study:
         """The :class:`~dicomflow_lab.study.Study` on screen."""
@@ -170,7 +187,7 @@ class Viewer(BaseWidget):
 
     def current_frame(self) -> Frame:
         """Decode (or fetch from the cache) the frame on screen."""
-        path, index = self._locate(self.series_uid, self.frame)
+        path, index = self._locate(self.series_key, self.frame)
         return self._read(path, index)
 
     def render(self) -> Any:
@@ -228,7 +245,8 @@ class Viewer(BaseWidget):
         for position, (uid, rows) in enumerate(
             inst.groupby("SeriesInstanceUID", dropna=False, sort=False)
         ):
-            key = uid if isinstance(uid, str) and uid else f"0.{position + 1}"
+            key = f"s{position + 1}"  # opaque: no UID in widget state
+            self._uid_of[key] = uid if isinstance(uid, str) and uid else None
             frames: list[tuple[str, int]] = []
             for row in rows.itertuples():
                 count = _int_or_none(row.NumberOfFrames) or 1
@@ -237,7 +255,7 @@ class Viewer(BaseWidget):
             first = rows.iloc[0]
             listing.append(
                 {
-                    "uid": key,
+                    "key": key,
                     "number": _int_or_none(first.get("SeriesNumber")),
                     "modality": first.get("Modality") or "",
                     "description": first.get("SeriesDescription") or "",
@@ -252,7 +270,7 @@ class Viewer(BaseWidget):
         try:
             frames = self._series_frames[series].frames
         except KeyError:
-            raise LookupError(f"series {series} is not part of this viewer") from None
+            raise LookupError(f"series {series!r} is not part of this viewer") from None
         if not 0 <= index < len(frames):
             raise LookupError(f"frame {index} is out of range (0..{len(frames) - 1})")
         return frames[index]
@@ -297,22 +315,22 @@ class Viewer(BaseWidget):
             logger.debug("cannot read the overlays of %s frame %d: %s", path, index, exc)
             return None
 
-    def _switch_series(self, uid: str) -> None:
-        frames = self._series_frames[uid].frames
-        self._active = uid
+    def _switch_series(self, key: str) -> None:
+        frames = self._series_frames[key].frames
+        self._active = key
         self._wl_touched = False
         self._switching = True
         try:
-            self._apply_series(uid, frames)
+            self._apply_series(key, frames)
         finally:
             self._switching = False
 
-    def _apply_series(self, uid: str, frames: tuple[tuple[str, int], ...]) -> None:
+    def _apply_series(self, key: str, frames: tuple[tuple[str, int], ...]) -> None:
         from dicomflow_lab.core import voi
 
         middle = len(frames) // 2
         with self.hold_sync():
-            self.series_uid = uid
+            self.series_key = key
             self.n_frames = len(frames)
             self.frame = middle
             try:
@@ -336,15 +354,15 @@ class Viewer(BaseWidget):
         stored = self._study.workspace.get_setting("viewer.presets")
         return [WindowPreset(p["name"], p["center"], p["width"], "user") for p in stored]
 
-    def _on_series_uid(self, change: dict[str, Any]) -> None:
-        uid = change["new"]
-        if uid == self._active:
+    def _on_series_key(self, change: dict[str, Any]) -> None:
+        key = change["new"]
+        if key == self._active:
             return
-        if uid not in self._series_frames:
-            self.status = f"series {uid} is not part of this viewer"
-            self.series_uid = self._active
+        if key not in self._series_frames:
+            self.status = f"series {key!r} is not part of this viewer"
+            self.series_key = self._active
             return
-        self._switch_series(uid)
+        self._switch_series(key)
 
     def _on_frame(self, change: dict[str, Any]) -> None:
         self._frame_callbacks(change["new"])
@@ -363,7 +381,7 @@ class Viewer(BaseWidget):
     def _handle_thumb(self, request: Request) -> Reply:
         frames = self._series_frames.get(request.series)
         if frames is None:
-            raise LookupError(f"series {request.series} is not part of this viewer")
+            raise LookupError(f"series {request.series!r} is not part of this viewer")
         path, index = frames.frames[len(frames.frames) // 2]
         return {"mime": "image/png"}, [self._thumbnail(path, index)]
 

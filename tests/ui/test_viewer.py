@@ -404,12 +404,12 @@ def test_viewer_ct_paints_windows_scrolls_and_syncs(
 
     # series switch by the thumbnail strip: the MR (uint16) series paints
     viewer.locator(".dfl-series").nth(1).click()
-    mr_uid = kernel(page, "print(v.series[1]['uid'])").strip()
+    mr_uid = kernel(page, "print(v.series[1]['key'])").strip()
     until(
         lambda: (lambda d: d["dflSeries"] == mr_uid and d["dflFrame"] == "4")(attrs(viewer)),
         "the MR series",
     )
-    until(lambda: kernel(page, "print(v.series_uid)").strip() == mr_uid, "Python's series_uid")
+    until(lambda: kernel(page, "print(v.series_key)").strip() == mr_uid, "Python's series_key")
     # the kernel answers the switch with the MR window; wait until the browser has it
     until(lambda: py_window(page, "v") == view_window(viewer), "the MR window in the browser")
     assert_matches_reference(page, viewer, "v")
@@ -419,8 +419,8 @@ def test_viewer_ct_paints_windows_scrolls_and_syncs(
     element_shot(viewer, "viewer_mr")
 
     # and back, from Python: the kernel picks the middle frame and the CT's own window
-    ct_uid = kernel(page, "print(v.series[0]['uid'])").strip()
-    kernel(page, f"v.series_uid = {ct_uid!r}")
+    ct_uid = kernel(page, "print(v.series[0]['key'])").strip()
+    kernel(page, f"v.series_key = {ct_uid!r}")
     until(
         lambda: (
             (lambda d: (d["dflSeries"], d["dflFrame"], d["dflWc"], d["dflWw"]))(attrs(viewer))
@@ -505,7 +505,7 @@ def test_viewer_shows_a_bad_frame_and_goes_on(
         [
             "import os\nimport dicomflow_lab as dfl\n"
             f"vb = dfl.open({str(data['bad'])!r}, progress=False)\n"
-            "bad_path = vb._locate(vb.series_uid, 2)[0]\n"
+            "bad_path = vb._locate(vb.series_key, 2)[0]\n"
             "with open(bad_path, 'r+b') as fh:\n"
             "    fh.truncate(os.path.getsize(bad_path) - 4000)\n"
             "vb",

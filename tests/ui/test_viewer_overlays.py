@@ -95,7 +95,7 @@ def test_overlays_toggle_from_python_and_the_toolbar(
         [
             "import dicomflow_lab as dfl\n"
             f"v = dfl.open({str(study['folder'])!r}, progress=False)\n"
-            "ov_uid = next(s['uid'] for s in v.series if s['description'] == 'OVERLAYS')\nv",
+            "ov_uid = next(s['key'] for s in v.series if s['description'] == 'OVERLAYS')\nv",
         ],
         "viewer_overlays",
     )
@@ -107,7 +107,7 @@ def test_overlays_toggle_from_python_and_the_toolbar(
 
     # Python switches to the overlay series and turns overlays on
     ov_uid = kernel(page, "print(ov_uid)").strip()
-    kernel(page, "v.series_uid = ov_uid")
+    kernel(page, "v.series_key = ov_uid")
     until(lambda: attrs(viewer)["dflSeries"] == ov_uid, "the overlay series")
     until(lambda: button.is_enabled(), "the Overlays button to be enabled")
     assert attrs(viewer)["dflOverlays"] == "0"  # available but off
@@ -167,7 +167,7 @@ def test_overlays_toggle_from_python_and_the_toolbar(
     until(lambda: attrs(viewer)["dflOverlays"] == "2", "O to turn them on")
 
     # back to the CT with overlays still on: nothing to draw, the button is disabled
-    kernel(page, "v.series_uid = v.series[0]['uid']")
+    kernel(page, "v.series_key = v.series[0]['key']")
     until(lambda: attrs(viewer)["dflSeries"] != ov_uid, "the CT again")
     until(lambda: button.is_disabled(), "the button to be disabled on the CT")
     assert attrs(viewer)["dflOverlays"] == "0"

@@ -150,7 +150,7 @@ def open_viewer(tmp_path: Path) -> Iterator[Any]:
 
 
 def _request(v: Viewer, sent: Sent, kind: str, index: int, msg_id: int = 1) -> Any:
-    v._on_message(v, {"kind": kind, "id": msg_id, "series": v.series_uid, "index": index}, [])
+    v._on_message(v, {"kind": kind, "id": msg_id, "series": v.series_key, "index": index}, [])
     return sent.last
 
 
@@ -282,10 +282,10 @@ def test_a_malformed_overlay_still_shows_the_frame_and_says_why(
 @pytest.mark.parametrize(
     ("content", "error"),
     [
-        ({"kind": "overlay", "id": 1, "series": "1.2.3", "index": 0}, "not part of this viewer"),
-        ({"kind": "overlay", "id": 1, "series": "x/../y", "index": 0}, "DICOM UID"),
-        ({"kind": "overlay", "id": 1, "series": "1.2"}, "'index'"),
-        ({"kind": "overlay", "id": 1, "series": "1.2", "index": True}, "'index'"),
+        ({"kind": "overlay", "id": 1, "series": "s9", "index": 0}, "not part of this viewer"),
+        ({"kind": "overlay", "id": 1, "series": "x/../y", "index": 0}, "series key"),
+        ({"kind": "overlay", "id": 1, "series": "s1"}, "'index'"),
+        ({"kind": "overlay", "id": 1, "series": "s1", "index": True}, "'index'"),
     ],
 )
 def test_bad_overlay_requests_get_an_error_reply(

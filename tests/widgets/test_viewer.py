@@ -61,14 +61,24 @@ def test_open_returns_a_viewer_of_the_study(viewer, sample):
 def test_traits_hold_no_identifying_values(viewer, sample):
     ds = pydicom.dcmread(sample.series[0].files[0], stop_before_pixels=True)
     state = repr(viewer.get_state())
-    for value in (str(ds.PatientName), ds.PatientID, ds.AccessionNumber, str(ds.PatientBirthDate)):
+    for value in (
+        str(ds.PatientName),
+        ds.PatientID,
+        ds.AccessionNumber,
+        str(ds.PatientBirthDate),
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+        ds.FrameOfReferenceUID,
+        str(sample.path),
+    ):
         assert value not in state
 
 
 def test_frame_request_returns_raw_values_and_header(viewer, monkeypatch, sample):
     sent = Sent(viewer, monkeypatch)
     viewer._on_message(
-        viewer, {"kind": "frame", "id": 3, "series": viewer.series_uid, "index": 2}, []
+        viewer, {"kind": "frame", "id": 3, "series": viewer.series_key, "index": 2}, []
     )
     content, buffers = sent.last
     assert content["kind"] == "frame:reply" and content["id"] == 3 and content["ok"] is True
@@ -83,10 +93,11 @@ def test_frame_request_returns_raw_values_and_header(viewer, monkeypatch, sample
 @pytest.mark.parametrize(
     ("content", "error"),
     [
-        ({"kind": "frame", "id": 1, "series": "1.2.3", "index": 0}, "not part of this viewer"),
-        ({"kind": "frame", "id": 1, "series": "../../etc/passwd", "index": 0}, "DICOM UID"),
-        ({"kind": "frame", "id": 1, "series": None, "index": 0}, "DICOM UID"),
-        ({"kind": "frame", "id": -1, "series": "1.2", "index": 0}, "'id'"),
+        ({"kind": "frame", "id": 1, "series": "s7", "index": 0}, "not part of this viewer"),
+        ({"kind": "frame", "id": 1, "series": "../../etc/passwd", "index": 0}, "series key"),
+        ({"kind": "frame", "id": 1, "series": "1.2.840.1", "index": 0}, "series key"),
+        ({"kind": "frame", "id": 1, "series": None, "index": 0}, "series key"),
+        ({"kind": "frame", "id": -1, "series": "s1", "index": 0}, "'id'"),
         ({"kind": "nope", "id": 1}, "unknown message kind"),
         ("not a dict", "must be an object"),
     ],
@@ -102,7 +113,7 @@ def test_bad_requests_get_an_error_reply(viewer, monkeypatch, content, error):
 def test_out_of_range_frame_index(viewer, monkeypatch):
     sent = Sent(viewer, monkeypatch)
     viewer._on_message(
-        viewer, {"kind": "frame", "id": 9, "series": viewer.series_uid, "index": 99}, []
+        viewer, {"kind": "frame", "id": 9, "series": viewer.series_key, "index": 99}, []
     )
     assert "out of range" in sent.last[0]["error"]["message"]
 
@@ -121,7 +132,7 @@ def test_undecodable_frame_is_reported_and_others_still_work(sample, tmp_path, m
     # the truncated file is refused by the indexer, so the series has 11 frames left
     assert v.n_frames == 11
     assert not ws.index_errors().empty
-    v._on_message(v, {"kind": "frame", "id": 1, "series": v.series_uid, "index": 4}, [])
+    v._on_message(v, {"kind": "frame", "id": 1, "series": v.series_key, "index": 4}, [])
     assert sent.last[0]["ok"] is True
     v.close()
     ws.close()
@@ -132,11 +143,19 @@ def test_python_sets_state_and_presets(viewer):
     assert (viewer.window_center, viewer.window_width) == (-600.0, 1500.0)
     with pytest.raises(KeyError, match="known presets"):
         viewer.set_preset("no such preset")
-    viewer.series_uid = viewer.series[1]["uid"]
+    viewer.series_key = viewer.series[1]["key"]
     assert viewer.n_frames == 3 and viewer.frame == 1
-    viewer.series_uid = "9.9.9"  # unknown: refused, stays, says why
-    assert viewer.series_uid == viewer.series[1]["uid"]
+    viewer.series_key = "s9"  # unknown (e.g. a tampered front end): refused, stays, says why
+    assert viewer.series_key == viewer.series[1]["key"]
     assert "not part of this viewer" in viewer.status
+    with pytest.raises(KeyError, match="not part of this viewer"):
+        viewer.series_uid = "9.9.9"
+
+
+def test_series_uid_property_maps_real_uids(viewer, sample):
+    mr = sample.series[1].SeriesInstanceUID
+    viewer.series_uid = mr
+    assert viewer.series_uid == mr and viewer.series_key == "s2"
 
 
 def test_frame_change_callbacks(viewer):
@@ -177,7 +196,7 @@ def test_unknown_constructor_argument_is_refused(viewer):
 def test_annotations_only_carry_phi_when_allowed(viewer, monkeypatch, sample):
     ds = pydicom.dcmread(sample.series[0].files[0], stop_before_pixels=True)
     sent = Sent(viewer, monkeypatch)
-    request = {"kind": "annotations", "id": 5, "series": viewer.series_uid, "index": 0}
+    request = {"kind": "annotations", "id": 5, "series": viewer.series_key, "index": 0}
     viewer._on_message(viewer, request, [])
     assert str(ds.PatientName) not in repr(sent.last[0])
     viewer.show_phi = True
@@ -187,7 +206,7 @@ def test_annotations_only_carry_phi_when_allowed(viewer, monkeypatch, sample):
 
 def test_thumbnails_are_cached_on_disk(viewer, monkeypatch):
     sent = Sent(viewer, monkeypatch)
-    request = {"kind": "thumb", "id": 1, "series": viewer.series_uid}
+    request = {"kind": "thumb", "id": 1, "series": viewer.series_key}
     viewer._on_message(viewer, request, [])
     first = bytes(sent.last[1][0])
     cached = list((viewer.study.workspace.path / "thumbnails").glob("*.png"))

@@ -975,7 +975,7 @@ class ViewerView {
     this.cleanups = [];
     this.disposed = false;
     this.s = {
-      series: String(model.get("series_uid") || ""),
+      series: String(model.get("series_key") || ""),
       frame: Number(model.get("frame")) || 0,
       center: Number(model.get("window_center")),
       width: Number(model.get("window_width")),
@@ -1277,9 +1277,9 @@ class ViewerView {
       this.cleanups.push(() => this.model.off(name, handler));
     };
     // several traits arrive together (hold_sync); settle them once, after all are set
-    // a series switch from Python comes as series_uid, then the kernel's batch (frame,
+    // a series switch from Python comes as series_key, then the kernel's batch (frame,
     // n_frames, window, presets): wait a moment for the batch rather than show a stale frame
-    on("change:series_uid", () => {
+    on("change:series_key", () => {
       clearTimeout(this.timers.series);
       this.seriesPending = true;
       this.timers.series = setTimeout(() => {
@@ -1315,7 +1315,7 @@ class ViewerView {
 
   syncFromModel() {
     const m = this.model;
-    const series = String(m.get("series_uid") || "");
+    const series = String(m.get("series_key") || "");
     const frame = Number(m.get("frame")) || 0;
     const c = Number(m.get("window_center"));
     const w = Number(m.get("window_width"));
@@ -1347,7 +1347,7 @@ class ViewerView {
 
   /** Frame count of a series (default: the one on screen), from the series listing. */
   nFrames(series = this.s.series) {
-    const entry = (this.model.get("series") || []).find((/** @type {any} */ s) => s.uid === series);
+    const entry = (this.model.get("series") || []).find((/** @type {any} */ s) => s.key === series);
     if (entry && entry.n_frames > 0) return entry.n_frames;
     const n = Number(this.model.get("n_frames"));
     return n > 0 ? n : 1;
@@ -2038,7 +2038,7 @@ class ViewerView {
     clearTimeout(this.timers.frame);
     this.timers.frame = setTimeout(() => {
       if (this.disposed) return;
-      if (this.model.get("frame") !== this.s.frame && this.s.series === this.model.get("series_uid")) {
+      if (this.model.get("frame") !== this.s.frame && this.s.series === this.model.get("series_key")) {
         this.write({ frame: this.s.frame });
       }
     }, FRAME_SAVE_DELAY_MS);
@@ -2274,7 +2274,7 @@ class ViewerView {
     if (!on) return;
     const f = this.current;
     const h = f ? f.header : null;
-    const info = (this.model.get("series") || []).find((/** @type {any} */ s) => s.uid === this.s.series) || {};
+    const info = (this.model.get("series") || []).find((/** @type {any} */ s) => s.key === this.s.series) || {};
     const n = this.nFrames();
     const tl = [...(this.kernelNotes.tl || [])];
     const seriesLine = [info.number != null ? `Se ${info.number}` : "", info.modality || ""].filter(Boolean).join("  ");
@@ -2489,21 +2489,21 @@ class ViewerView {
 
   syncSeriesStrip() {
     const list = this.model.get("series") || [];
-    const active = this.s.series || this.model.get("series_uid");
-    const existing = new Map(Array.from(this.strip.children, (node) => [/** @type {HTMLElement} */ (node).dataset.uid, node]));
+    const active = this.s.series || this.model.get("series_key");
+    const existing = new Map(Array.from(this.strip.children, (node) => [/** @type {HTMLElement} */ (node).dataset.key, node]));
     const items = list.map((/** @type {any} */ s) => {
-      let item = /** @type {HTMLElement | undefined} */ (existing.get(s.uid));
+      let item = /** @type {HTMLElement | undefined} */ (existing.get(s.key));
       if (!item) {
         const img = /** @type {HTMLImageElement} */ (h("img", { class: "dfl-thumb", alt: "", draggable: "false" }));
         const label = [s.number != null ? `#${s.number}` : "", s.modality || ""].filter(Boolean).join(" ");
         item = h(
           "button",
-          { type: "button", class: "dfl-series", role: "option", "data-uid": s.uid, title: `${label} ${s.description || ""} — ${s.n_frames} image${s.n_frames === 1 ? "" : "s"}`.trim() },
+          { type: "button", class: "dfl-series", role: "option", "data-key": s.key, title: `${label} ${s.description || ""} — ${s.n_frames} image${s.n_frames === 1 ? "" : "s"}`.trim() },
           h("span", { class: "dfl-thumb-box" }, img, h("span", { class: "dfl-count", text: String(s.n_frames) })),
           h("span", { class: "dfl-series-label", text: label || "series" }),
           h("span", { class: "dfl-series-desc", text: s.description || "" }),
         );
-        const uid = s.uid;
+        const uid = s.key;
         item.addEventListener("click", () => this.selectSeries(uid));
         this.rt.thumb(uid).then(
           (url) => {
@@ -2512,7 +2512,7 @@ class ViewerView {
           () => img.classList.add("dfl-thumb-missing"),
         );
       }
-      const on = s.uid === active;
+      const on = s.key === active;
       item.classList.toggle("dfl-active", on);
       item.setAttribute("aria-selected", String(on));
       return item;
@@ -2524,12 +2524,12 @@ class ViewerView {
   /** @param {string} uid */
   selectSeries(uid) {
     if (uid === this.s.series) return;
-    const info = (this.model.get("series") || []).find((/** @type {any} */ s) => s.uid === uid);
+    const info = (this.model.get("series") || []).find((/** @type {any} */ s) => s.key === uid);
     const middle = info ? Math.floor((info.n_frames || 1) / 2) : 0;
     if (this.s.playing) this.togglePlay();
     this.s.wlTouched = false;
     // the kernel answers with the series' frame count, window and presets
-    this.write({ series_uid: uid, frame: middle, n_frames: info ? info.n_frames || 1 : 1 });
+    this.write({ series_key: uid, frame: middle, n_frames: info ? info.n_frames || 1 : 1 });
     this.s.series = uid;
     this.syncSeriesStrip();
     this.show(uid, middle);
