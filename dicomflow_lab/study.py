@@ -177,7 +177,7 @@ class Study:
                 else inst["SeriesInstanceUID"].isna(),
                 "file_path",
             ].tolist()
-            thumb = _thumbnail_tag(files[len(files) // 2]) if files else ""
+            thumb = _thumbnail_tag(files[len(files) // 2], self.workspace) if files else ""
             cells.append(
                 "<tr>"
                 f"<td>{thumb}</td><td>{_e(row.SeriesNumber)}</td><td>{_e(row.Modality)}</td>"
@@ -316,11 +316,11 @@ def _e(value: Any) -> str:
     return html.escape(_fmt(value))
 
 
-def _thumbnail_tag(file_path: str) -> str:
-    from dicomflow_lab.core.thumbnail import thumbnail_png
+def _thumbnail_tag(file_path: str, workspace: Workspace) -> str:
+    from dicomflow_lab.core.thumbnail import cached_thumbnail_png
 
     try:
-        png = thumbnail_png(file_path, size=96)
+        png = cached_thumbnail_png(file_path, workspace.path / "thumbnails", size=96)
     except DicomflowError as exc:
         logger.debug("no thumbnail for %s: %s", file_path, exc)
         return "<span class='dfl-nothumb'>no preview</span>"

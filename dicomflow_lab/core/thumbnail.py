@@ -7,14 +7,17 @@ colour as RGB), then is shrunk by averaging blocks of pixels.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 
+from dicomflow_lab._fsutil import atomic_write_bytes
 from dicomflow_lab.core import voi
 from dicomflow_lab.core.pixels import read_frame
 
-__all__ = ["thumbnail_png"]
+__all__ = ["cached_thumbnail_png", "thumbnail_png"]
 
 
 def _shrink(img: np.ndarray, size: int) -> np.ndarray:
@@ -58,3 +61,39 @@ def thumbnail_png(path: str | os.PathLike[str], size: int = 128, frame: int = 0)
         raise ValueError(f"size must be >= 1, not {size}")
     image = voi.render(read_frame(path, frame))
     return voi.to_png(np.ascontiguousarray(_shrink(image, size)))
+
+
+def cached_thumbnail_png(
+    path: str | os.PathLike[str], folder: str | os.PathLike[str], size: int = 96, frame: int = 0
+) -> bytes:
+    """Like :func:`thumbnail_png`, kept on disk in `folder` (a workspace's thumbnails).
+
+    The cache key is the file's path, size and modification time, the frame and the size,
+    so an edited file gets a new thumbnail; entries are written atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        The DICOM file.
+    folder : path-like
+        The cache folder (created if needed).
+    size : int, optional
+        The longest side of the thumbnail, in pixels.
+    frame : int, optional
+        The frame index.
+
+    Returns
+    -------
+    bytes
+        PNG data.
+    """
+    fspath = os.fspath(path)
+    st = os.stat(fspath)
+    key = f"{fspath}\0{st.st_mtime_ns}\0{st.st_size}\0{frame}\0{size}".encode()
+    cached = Path(folder) / f"{hashlib.sha1(key).hexdigest()}.png"
+    if cached.is_file():
+        return cached.read_bytes()
+    png = thumbnail_png(fspath, size=size, frame=frame)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(cached, png, fsync=False)
+    return png

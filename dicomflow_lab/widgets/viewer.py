@@ -8,7 +8,6 @@ the corner annotations come by message, and only when ``show_phi`` is on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -419,18 +418,10 @@ class Viewer(BaseWidget):
         return {"overlays": headers}, buffers
 
     def _thumbnail(self, path: str, index: int) -> bytes:
-        from dicomflow_lab.core.thumbnail import thumbnail_png
+        from dicomflow_lab.core.thumbnail import cached_thumbnail_png
 
-        st = os.stat(path)
-        key = hashlib.sha1(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\0{index}".encode()).hexdigest()
         folder = self._study.workspace.path / "thumbnails"
-        cached = folder / f"{key}.png"
-        if cached.is_file():
-            return cached.read_bytes()
-        png = thumbnail_png(path, size=96, frame=index)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cached, png, fsync=False)
-        return png
+        return cached_thumbnail_png(path, folder, size=96, frame=index)
 
 
 def _preset_dict(preset: Any) -> dict[str, Any]:

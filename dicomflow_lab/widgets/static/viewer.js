@@ -295,6 +295,22 @@ function buildLut(h, p) {
   return { lut, offset };
 }
 
+/**
+ * The 8-bit LUT over the stored values `lo..hi` only: `lut[s + offset]` for lo <= s <= hi.
+ *
+ * @param {FrameHeader} h
+ * @param {DisplayParams} p
+ * @param {number} lo
+ * @param {number} hi
+ * @returns {{lut: Uint8Array, offset: number}}
+ */
+function buildRangeLut(h, p, lo, hi) {
+  const f = greyFunction(h, p);
+  const lut = new Uint8Array(hi - lo + 1);
+  for (let i = 0; i < lut.length; i++) lut[i] = f(i + lo);
+  return { lut, offset: -lo };
+}
+
 /** @param {FrameHeader} h @param {DisplayParams} p */
 function lutKey(h, p) {
   return [
@@ -1582,9 +1598,13 @@ class ViewerView {
 
   /** @param {Frame} f @param {DisplayParams} p @param {Uint32Array} out */
   drawLut(f, p, out) {
-    const key = lutKey(f.header, p);
+    const h = f.header;
+    // Only the frame's own stored-value range needs entries: a 12-bit CT has ~4k, not 65k,
+    // which keeps a W/L change (a LUT rebuild) well under a millisecond.
+    const ranged = Number.isInteger(h.min) && Number.isInteger(h.max) && h.max >= h.min;
+    const key = `${lutKey(h, p)}|${ranged ? `${h.min}:${h.max}` : "full"}`;
     if (this.lut.key !== key) {
-      const { lut, offset } = buildLut(f.header, p);
+      const { lut, offset } = ranged ? buildRangeLut(h, p, h.min, h.max) : buildLut(h, p);
       const lut32 = new Uint32Array(lut.length);
       for (let i = 0; i < lut.length; i++) lut32[i] = GREY32[lut[i]];
       this.lut = { key, lut32, lut8: lut, offset };
@@ -2570,4 +2590,4 @@ export default {
 };
 
 /** Pure pieces, for tests. */
-export const _internals = { toTypedArray, modalityFunction, windowFunction, voiLutFunction, greyFunction, buildLut, autoWindow, directionLabel, GLRenderer, Runtime };
+export const _internals = { toTypedArray, modalityFunction, windowFunction, voiLutFunction, greyFunction, buildLut, buildRangeLut, autoWindow, directionLabel, GLRenderer, Runtime };
