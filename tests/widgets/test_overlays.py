@@ -21,6 +21,7 @@ import dicomflow_lab as dfl
 from dicomflow_lab.core import pixels
 from dicomflow_lab.core.sample import write_sample_study
 from dicomflow_lab.widgets.viewer import Viewer
+from tests.widgets._capture import Sent
 
 
 @dataclass(frozen=True)
@@ -91,22 +92,6 @@ def _ring(rows: int, cols: int) -> np.ndarray:
     for i in range(min(rows, cols)):
         bits[i, i] = True
     return bits
-
-
-class Sent:
-    """Capture what the widget sends to the front end."""
-
-    def __init__(self, widget: Viewer, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.messages: list[tuple[dict[str, Any], list[Any]]] = []
-        monkeypatch.setattr(
-            widget,
-            "send",
-            lambda content, buffers=None: self.messages.append((content, list(buffers or []))),
-        )
-
-    @property
-    def last(self) -> tuple[dict[str, Any], list[Any]]:
-        return self.messages[-1]
 
 
 @pytest.fixture(scope="module")

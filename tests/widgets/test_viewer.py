@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import numpy as np
 import pydicom
@@ -12,6 +11,7 @@ import pytest
 import dicomflow_lab as dfl
 from dicomflow_lab.core.sample import write_sample_study
 from dicomflow_lab.widgets.viewer import Viewer
+from tests.widgets._capture import Sent
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +28,6 @@ def viewer(sample, tmp_path) -> Viewer:
     yield v
     v.close()
     ws.close()
-
-
-class Sent:
-    """Capture what the widget sends to the front end."""
-
-    def __init__(self, widget: Viewer, monkeypatch) -> None:
-        self.messages: list[tuple[dict[str, Any], list[Any]]] = []
-        monkeypatch.setattr(
-            widget,
-            "send",
-            lambda content, buffers=None: self.messages.append((content, list(buffers or []))),
-        )
-
-    @property
-    def last(self) -> tuple[dict[str, Any], list[Any]]:
-        return self.messages[-1]
 
 
 def test_open_returns_a_viewer_of_the_study(viewer, sample):
