@@ -86,9 +86,15 @@ class Study:
             params,
         )
 
-    def series(self) -> pd.DataFrame:
-        """Return one row per series: number, modality, description, counts, size."""
-        inst = self.instances()
+    def series(self, instances: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Return one row per series: number, modality, description, counts, size.
+
+        Parameters
+        ----------
+        instances : pandas.DataFrame, optional
+            This study's :meth:`instances`, if already at hand (saves a query).
+        """
+        inst = self.instances() if instances is None else instances
         if inst.empty:
             return pd.DataFrame(
                 columns=["SeriesNumber", "Modality", "SeriesDescription", "n_instances"]
@@ -111,9 +117,11 @@ class Study:
         """Study-level values (identifying ones hidden unless ``show_phi``)."""
         return self.summary_values(show_phi=self.show_phi)
 
-    def summary_values(self, *, show_phi: bool) -> dict[str, Any]:
+    def summary_values(
+        self, *, show_phi: bool, instances: pd.DataFrame | None = None
+    ) -> dict[str, Any]:
         """Study-level values; identifying ones replaced by a mask unless `show_phi`."""
-        inst = self.instances()
+        inst = self.instances() if instances is None else instances
         first = inst.iloc[0] if not inst.empty else pd.Series(dtype=object)
         values = {
             "PatientName": first.get("PatientName"),
@@ -150,7 +158,8 @@ class Study:
 
     # -- display -------------------------------------------------------------------
     def __repr__(self) -> str:
-        s = self.summary
+        inst = self.instances()
+        s = self.summary_values(show_phi=self.show_phi, instances=inst)
         head = (
             f"<Study {s['StudyDescription'] or '(no description)'} | {s['Modalities']} | "
             f"{s['Series']} series, {s['Instances']} instances"
@@ -158,7 +167,7 @@ class Study:
         if self.show_phi:
             head += f" | {s['PatientName']} ({s['PatientID']}) {s['StudyDate']}"
         lines = [head + ">"]
-        for row in self.series().itertuples():
+        for row in self.series(inst).itertuples():
             lines.append(
                 f"  #{_fmt(row.SeriesNumber):>4} {_fmt(row.Modality):<3} "
                 f"{_fmt(row.SeriesDescription):<32} {row.n_instances:>5} inst. "
@@ -167,10 +176,10 @@ class Study:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        s = self.summary
         inst = self.instances()
+        s = self.summary_values(show_phi=self.show_phi, instances=inst)
         cells = []
-        for row in self.series().itertuples():
+        for row in self.series(inst).itertuples():
             files = inst.loc[
                 inst["SeriesInstanceUID"].eq(row.SeriesInstanceUID)
                 if row.SeriesInstanceUID is not None
