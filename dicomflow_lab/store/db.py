@@ -37,6 +37,32 @@ _LOCKS_GUARD = threading.Lock()
 _LOCK_MESSAGE = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
 
 
+@contextlib.contextmanager
+def _creation_guard(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``<db>.lock`` while connecting and migrating.
+
+    Two processes opening a workspace that does not exist yet would otherwise race:
+    one creates the file while the other reads a half-written header ("not a valid
+    DuckDB database file"). The lock is held for the connect call only, never while idle.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: DuckDB's own lock must do
+        yield
+        return
+    try:
+        fh = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115
+    except OSError:  # a read-only folder: nothing can be created there anyway
+        yield
+        return
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _lock_for(key: str) -> threading.RLock:
     with _LOCKS_GUARD:
         lock = _LOCKS.get(key)
@@ -223,7 +249,14 @@ class Database:
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                with _creation_guard(self.path):
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                    if not self._migrated and not self.read_only:
+                        try:
+                            self._migrate(con)
+                        except BaseException:
+                            con.close()
+                            raise
                 break
             except duckdb.IOException as exc:
                 if not _LOCK_MESSAGE.search(str(exc)):
@@ -240,12 +273,6 @@ class Database:
                 delay = min(delay * 2, 0.25)
             except duckdb.Error as exc:
                 raise StoreError(f"cannot open workspace database {self.path}: {exc}") from exc
-        if not self._migrated and not self.read_only:
-            try:
-                self._migrate(con)
-            except BaseException:
-                con.close()
-                raise
         return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:

@@ -214,3 +214,33 @@ def test_threads_index_and_query_one_workspace(tmp_path):
     counts = ws.sql("SELECT PatientID, count(*) AS n FROM instances GROUP BY 1 ORDER BY 1")
     assert counts["n"].tolist() == [12, 12, 12, 12]
     ws.close()
+
+
+_CREATOR = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from dicomflow_lab.workspace import Workspace
+    ws_path, go = sys.argv[1:3]
+    while not Path(go).exists():   # all start together on a workspace that does not exist
+        time.sleep(0.002)
+    with Workspace(ws_path, lock_timeout=60) as ws:
+        print(len(ws.studies()))
+""")
+
+
+def test_processes_creating_the_same_new_workspace_do_not_race(tmp_path):
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CREATOR, str(tmp_path / "fresh"), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    go.touch()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        assert out.strip() == "0"
