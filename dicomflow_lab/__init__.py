@@ -18,6 +18,7 @@ from dicomflow_lab._logging import debug_logger
 from dicomflow_lab.errors import (
     DicomflowError,
     DicomReadError,
+    EditError,
     PixelDataError,
     StoreError,
     StoreLockedError,
@@ -25,6 +26,7 @@ from dicomflow_lab.errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab import data
+    from dicomflow_lab.editor import TagEditor
     from dicomflow_lab.study import Study, StudyList, open
     from dicomflow_lab.workspace import IndexReport, Workspace
 
@@ -33,12 +35,14 @@ __version__ = "0.1.0"
 __all__ = [
     "DicomReadError",
     "DicomflowError",
+    "EditError",
     "IndexReport",
     "PixelDataError",
     "StoreError",
     "StoreLockedError",
     "Study",
     "StudyList",
+    "TagEditor",
     "Workspace",
     "__version__",
     "data",
@@ -53,6 +57,7 @@ _LAZY = {
     "open": ("dicomflow_lab.study", "open"),
     "IndexReport": ("dicomflow_lab.workspace", "IndexReport"),
     "Workspace": ("dicomflow_lab.workspace", "Workspace"),
+    "TagEditor": ("dicomflow_lab.editor", "TagEditor"),
 }
 
 

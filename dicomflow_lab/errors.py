@@ -17,6 +17,7 @@ __all__ = [
     "DicomflowError",
     "DicomwebError",
     "DimseError",
+    "EditError",
     "PixelDataError",
     "StoreError",
     "StoreLockedError",
@@ -75,3 +76,30 @@ class AssociationError(DimseError):
 
 class AnonymizationError(DicomflowError):
     """An anonymization template, key or run failed."""
+
+
+class EditError(DicomflowError):
+    """An edit was refused (a VR / VM / character-set rule, or a missing element).
+
+    Parameters
+    ----------
+    message : str
+        The full message (path, keyword, tag, VR and rule).
+    path, tag, vr, rule : str, optional
+        The parts of the message, for a panel to show next to the field.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        tag: str | None = None,
+        vr: str | None = None,
+        rule: str | None = None,
+    ) -> None:
+        self.path = path
+        self.tag = tag
+        self.vr = vr
+        self.rule = rule
+        super().__init__(message)

@@ -433,6 +433,41 @@ class Workspace:
         """Return the indexed roots with their kind and last index time."""
         return self.sql("SELECT * FROM sources ORDER BY added_at")
 
+    # -- editing -------------------------------------------------------------------
+    def edit(self, selection: Any) -> Any:
+        """Start a batch edit of a file, files, a series, a study or a query result.
+
+        Parameters
+        ----------
+        selection : str, os.PathLike, sequence of them, or pandas.DataFrame
+            A file or folder, a list of files, a SeriesInstanceUID or StudyInstanceUID
+            of the index, or a DataFrame with a ``file_path`` column.
+
+        Returns
+        -------
+        dicomflow_lab.editor.BatchEdit
+            Call ``set`` / ``delete`` / ``add``, then ``preview()`` and ``save()``.
+        """
+        from dicomflow_lab.editor import BatchEdit, resolve_selection
+
+        return BatchEdit(resolve_selection(self, selection), workspace=self)
+
+    def undo(self, edit_id: int | str) -> Any:
+        """Revert saved edits from the ``edits`` journal (an edit_id or a run_id).
+
+        Returns
+        -------
+        dicomflow_lab.editor.UndoReport
+            Files restored from backups and save-as outputs removed.
+        """
+        from dicomflow_lab.editor import undo
+
+        return undo(self, edit_id)
+
+    def edits(self) -> pd.DataFrame:
+        """Return the edit journal, newest first."""
+        return self.sql("SELECT * FROM edits ORDER BY edit_id DESC")
+
     # -- settings ------------------------------------------------------------------
     def settings(self) -> pd.DataFrame:
         """Return every setting with its value, default and description."""

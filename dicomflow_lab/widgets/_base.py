@@ -1,7 +1,9 @@
 """The base of every dicomflow_lab panel: strict construction and one message router.
 
-Subclasses define ``_handle_<kind>(request) -> (reply, buffers)`` methods; the router
-validates each front-end message (:mod:`dicomflow_lab.widgets._messages`), calls the
+Subclasses declare their request kinds and field rules (``_request_kinds``, default the
+viewer's :data:`~dicomflow_lab.widgets._messages.VIEWER_KINDS`) and define
+``_handle_<kind>(request) -> (reply, buffers)`` methods; the router validates each
+front-end message (:mod:`dicomflow_lab.widgets._messages`), calls the
 handler and always answers — with ``ok: false`` and the error's message when it fails,
 so the front end can show it under the widget instead of waiting forever.
 """
@@ -10,12 +12,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import anywidget
 
 from dicomflow_lab.errors import DicomflowError
-from dicomflow_lab.widgets._messages import ProtocolError, Request, error_reply, parse_request
+from dicomflow_lab.widgets._messages import (
+    VIEWER_KINDS,
+    Kinds,
+    ProtocolError,
+    Request,
+    error_reply,
+    parse_request,
+)
 
 __all__ = ["BaseWidget"]
 
@@ -26,6 +35,9 @@ Reply = tuple[dict[str, Any], list[bytes | memoryview]]
 
 class BaseWidget(anywidget.AnyWidget):
     """An anywidget with strict keyword arguments and a validated request router."""
+
+    #: The request kinds this widget answers, with their field rules.
+    _request_kinds: ClassVar[Kinds] = VIEWER_KINDS
 
     def __init__(self, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - set(self.class_trait_names()))
@@ -41,7 +53,7 @@ class BaseWidget(anywidget.AnyWidget):
         kind = content.get("kind", "unknown") if isinstance(content, dict) else "unknown"
         msg_id = content.get("id") if isinstance(content, dict) else None
         try:
-            request = parse_request(content)
+            request = parse_request(content, self._request_kinds)
         except ProtocolError as exc:
             logger.warning("refused a malformed %s message: %s", kind, exc)
             self.send(error_reply(str(kind)[:40], msg_id, exc))

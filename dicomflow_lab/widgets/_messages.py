@@ -45,6 +45,10 @@ its Overlay Origin)::
     group (0x6000, 0x6002 ...), rows, columns, label (Overlay Label (60xx,1500), else
     Overlay Description (60xx,0022), else "Overlay 6000")
 
+Each widget declares its own request kinds (``BaseWidget._request_kinds``, a mapping of
+kind to :class:`Field` rules; :data:`VIEWER_KINDS` above is the viewer's and the default).
+The tag editor's are in :mod:`dicomflow_lab.widgets.tag_editor`.
+
 The display pipeline the browser applies is :mod:`dicomflow_lab.core.voi`'s, in PS3.3
 order: stored → modality (table or slope/intercept) → VOI (window function, or VOI LUT
 table) → 0–255 → MONOCHROME1 inversion XOR the user's ``invert``.
@@ -53,19 +57,25 @@ table) → 0–255 → MONOCHROME1 inversion XOR the user's ``invert``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["MAX_ID", "ProtocolError", "Request", "error_reply", "parse_request"]
+__all__ = [
+    "MAX_ID",
+    "VIEWER_KINDS",
+    "Field",
+    "Kinds",
+    "ProtocolError",
+    "Request",
+    "error_reply",
+    "parse_request",
+]
 
 MAX_ID = 2**53 - 1  # ids are JS numbers
-_KINDS = {
-    "frame": ("series", "index"),
-    "thumb": ("series",),
-    "annotations": ("series", "index"),
-    "overlay": ("series", "index"),
-}
 _SERIES_KEY = re.compile(r"s[1-9][0-9]{0,5}")
+_MISSING = object()
 
 
 class ProtocolError(ValueError):
@@ -73,22 +83,150 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True)
+class Field:
+    """How one field of a request is validated.
+
+    Parameters
+    ----------
+    type : {"int", "str", "bool", "str_list", "str_or_null"}
+        The JSON type expected (``bool`` is never accepted as an ``int``).
+    required : bool, optional
+        A missing field is refused (else `default` is used).
+    default : Any, optional
+        The value of an optional field that is absent.
+    min, max : int, optional
+        Range of an ``int``.
+    max_len : int, optional
+        Longest ``str`` (and longest item of a ``str_list``).
+    max_items : int, optional
+        Most items of a ``str_list``.
+    pattern : re.Pattern, optional
+        A ``str`` must match it entirely.
+    choices : tuple of str, optional
+        A ``str`` must be one of them.
+    message : str, optional
+        The refusal message (default: one built from the rule).
+    """
+
+    type: str
+    required: bool = True
+    default: Any = None
+    min: int | None = None
+    max: int | None = None
+    max_len: int | None = None
+    max_items: int | None = None
+    pattern: re.Pattern[str] | None = None
+    choices: tuple[str, ...] | None = None
+    message: str | None = None
+
+    def check(self, name: str, value: Any) -> Any:
+        """Return `value` if it satisfies the rule, else raise :class:`ProtocolError`."""
+        ok = _CHECKS[self.type](self, value)
+        if not ok:
+            raise ProtocolError(self.message or f"{name!r} must be {self.describe()}")
+        return list(value) if self.type == "str_list" else value
+
+    def describe(self) -> str:
+        """Describe the rule in words, for refusal messages."""
+        if self.type == "int":
+            lo = "" if self.min is None else f" >= {self.min}"
+            hi = "" if self.max is None else f" <= {self.max}"
+            return f"an integer{lo}{' and' if lo and hi else ''}{hi}"
+        if self.type == "bool":
+            return "true or false"
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        what = "a string" if self.type == "str" else "a string or null"
+        if self.type == "str_list":
+            what = f"a list of at most {self.max_items} strings"
+        return what + (f" of at most {self.max_len} characters" if self.max_len else "")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(f: Field, v: Any) -> bool:
+    return _is_int(v) and (f.min is None or v >= f.min) and (f.max is None or v <= f.max)
+
+
+def _check_str(f: Field, v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    if f.max_len is not None and len(v) > f.max_len:
+        return False
+    if f.choices is not None and v not in f.choices:
+        return False
+    return f.pattern is None or f.pattern.fullmatch(v) is not None
+
+
+def _check_str_list(f: Field, v: Any) -> bool:
+    if not isinstance(v, list) or (f.max_items is not None and len(v) > f.max_items):
+        return False
+    return all(isinstance(x, str) and (f.max_len is None or len(x) <= f.max_len) for x in v)
+
+
+_CHECKS: dict[str, Callable[[Field, Any], bool]] = {
+    "int": _check_int,
+    "str": _check_str,
+    "bool": lambda _f, v: isinstance(v, bool),
+    "str_list": _check_str_list,
+    "str_or_null": lambda f, v: v is None or _check_str(f, v),
+}
+
+#: A widget's request kinds: ``{kind: {field name: Field}}`` (``id`` is always checked).
+Kinds = Mapping[str, Mapping[str, Field]]
+
+_SERIES = Field(
+    "str",
+    pattern=_SERIES_KEY,
+    message='\'series\' must be a series key of this viewer ("s1", "s2", ...)',
+)
+_INDEX = Field("int", min=0, message="'index' must be a non-negative integer")
+
+#: The viewer's requests (the default of :func:`parse_request` and ``BaseWidget``).
+VIEWER_KINDS: Kinds = MappingProxyType(
+    {
+        "frame": {"series": _SERIES, "index": _INDEX},
+        "thumb": {"series": _SERIES},
+        "annotations": {"series": _SERIES, "index": _INDEX},
+        "overlay": {"series": _SERIES, "index": _INDEX},
+    }
+)
+
+
+@dataclass(frozen=True)
 class Request:
-    """A validated request: its kind, correlation id, series key and frame index."""
+    """A validated request: its kind, correlation id and fields.
+
+    The viewer's ``series`` and ``index`` are attributes; every field (of any widget's
+    kinds) is also in :attr:`fields`, and ``request["name"]`` reads one.
+    """
 
     kind: str
     id: int
-    series: str
+    series: str = ""
     index: int = 0
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Return a field's value, or `default`."""
+        return self.fields.get(name, default)
 
 
-def parse_request(content: Any) -> Request:
+def parse_request(content: Any, kinds: Kinds | None = None) -> Request:
     """Validate a front-end message.
 
     Parameters
     ----------
     content : Any
         The message content as received from the comm.
+    kinds : mapping, optional
+        The widget's request kinds and their field rules (default :data:`VIEWER_KINDS`).
+        Fields not named by the kind's rules are ignored.
 
     Returns
     -------
@@ -100,23 +238,33 @@ def parse_request(content: Any) -> Request:
     ProtocolError
         If the kind is unknown or a field is missing, of the wrong type or out of range.
     """
+    kinds = VIEWER_KINDS if kinds is None else kinds
     if not isinstance(content, dict):
         raise ProtocolError("a message must be an object")
     kind = content.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in kinds:
         raise ProtocolError(f"unknown message kind {kind!r}")
     msg_id = content.get("id")
-    if not isinstance(msg_id, int) or isinstance(msg_id, bool) or not 0 <= msg_id <= MAX_ID:
+    if not _is_int(msg_id) or not 0 <= msg_id <= MAX_ID:
         raise ProtocolError("'id' must be a non-negative integer")
-    series = content.get("series")
-    if not isinstance(series, str) or not _SERIES_KEY.fullmatch(series):
-        raise ProtocolError('\'series\' must be a series key of this viewer ("s1", "s2", ...)')
-    index = 0
-    if "index" in _KINDS[kind]:
-        index = content.get("index")
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise ProtocolError("'index' must be a non-negative integer")
-    return Request(kind, msg_id, series, index)
+    values: dict[str, Any] = {}
+    for name, rule in kinds[kind].items():
+        value = content.get(name, _MISSING)
+        if value is _MISSING:
+            if rule.required:
+                raise ProtocolError(
+                    rule.message or f"{name!r} is missing: it must be {rule.describe()}"
+                )
+            values[name] = rule.default
+            continue
+        values[name] = rule.check(name, value)
+    return Request(
+        kind,
+        msg_id,
+        series=values.get("series", "") if isinstance(values.get("series"), str) else "",
+        index=values.get("index", 0) if _is_int(values.get("index")) else 0,
+        fields=MappingProxyType(values),
+    )
 
 
 def error_reply(kind: str, msg_id: Any, exc: BaseException) -> dict[str, Any]:

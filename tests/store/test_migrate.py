@@ -36,6 +36,22 @@ EXPECTED = {
     },
     "settings": {"key": "VARCHAR", "value": "JSON", "updated_at": "TIMESTAMP"},
     "schema_migrations": {"version": "INTEGER", "name": "VARCHAR", "applied_at": "TIMESTAMP"},
+    "edits": {
+        "edit_id": "BIGINT",
+        "run_id": "VARCHAR",
+        "applied_at": "TIMESTAMP",
+        "user": "VARCHAR",
+        "file_path": "VARCHAR",
+        "new_file_path": "VARCHAR",
+        "path": "VARCHAR",
+        "tag": "VARCHAR",
+        "keyword": "VARCHAR",
+        "op": "VARCHAR",
+        "old_value": "VARCHAR",
+        "new_value": "VARCHAR",
+        "backup_path": "VARCHAR",
+        "undone_at": "TIMESTAMP",
+    },
 }
 
 # The typed DICOM columns of `instances`, spelled out independently of the code, so that a

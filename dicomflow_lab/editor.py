@@ -1,0 +1,644 @@
+"""The tag editor: validated edits of one dataset or many files, safe writes, undo.
+
+>>> import dicomflow_lab as dfl
+>>> ed = dfl.TagEditor(dfl.data.testfile("CT_small.dcm"))       # doctest: +SKIP
+>>> ed.set("PatientName", "Doe^Jane")                            # doctest: +SKIP
+>>> ed.preview()                                                 # doctest: +SKIP
+>>> ed.save(out="edited/")                                       # doctest: +SKIP
+
+Writing rules (issue 4):
+
+- By default files are written to a new folder (save-as), keeping their names and, for
+  batches, their layout relative to the files' common folder. With a workspace and no
+  `out`, that folder is ``<workspace>/files/edits/<run_id>/``.
+- ``overwrite=True`` writes in place after copying each original to a backup: in the
+  workspace file area (``files/backups/<run_id>/<relative path>``) or, without a
+  workspace, beside the file as ``.<name>.dfl-backup`` (a dot-file, so indexing skips it).
+- Every write is atomic (temporary file, fsync, rename). The dataset is read without
+  decoding pixels and written with ``enforce_file_format=True`` in its own transfer
+  syntax, so Pixel Data bytes (native or encapsulated) are kept byte for byte. When only
+  top-level elements change, the original bytes are copied and just those elements are
+  replaced by pydicom's encoding of them (:func:`dicomflow_lab.core._write.splice`);
+  every other case (file meta or character set changed, group lengths, big endian,
+  deflate) is a full pydicom write. Both give the same dataset (tested).
+- Group length elements (gggg,0000) are retired; a full pydicom write drops them.
+- Batches run on threads (I/O overlaps with parsing) and, from 500 files on a multi-core
+  machine, on the package's worker processes. The run stops at the first refused file;
+  files already written are journaled, so ``ws.undo(run_id)`` reverts them.
+- With a workspace, written files are indexed and each change goes to the ``edits``
+  journal; :meth:`Workspace.undo` (or :func:`undo`) restores from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from pydicom.dataset import Dataset
+
+from dicomflow_lab._edit_journal import (
+    UndoReport,
+    _now,
+    _reindex_in_place,
+    _user,
+    resolve_selection,
+    undo,
+)
+from dicomflow_lab.core import _write
+from dicomflow_lab.core._write import read_for_edit, write_dataset
+from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids, validate
+from dicomflow_lab.core.tags import tag_frame
+from dicomflow_lab.errors import EditError
+from dicomflow_lab.store.edits import record_edits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dicomflow_lab.workspace import Workspace
+
+__all__ = ["BatchEdit", "EditReport", "TagEditor", "UndoReport", "resolve_selection", "undo"]
+
+logger = logging.getLogger(__name__)
+
+_WORKERS = 4
+_PROCESS_FROM = 500
+
+PREVIEW_COLUMNS = ["file", "path", "keyword", "op", "old", "new"]
+
+
+@dataclass(frozen=True)
+class EditReport:
+    """What one save did.
+
+    Attributes
+    ----------
+    run_id : str
+        Journal key of the run (``ws.undo(run_id)`` reverts it).
+    files : tuple of pathlib.Path
+        Files written.
+    changes : int
+        Changes applied over all files.
+    backups : tuple of pathlib.Path
+        Backups made (in-place writes only).
+    seconds : float
+        Wall-clock time.
+    """
+
+    run_id: str
+    files: tuple[Path, ...]
+    changes: int
+    backups: tuple[Path, ...] = ()
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        rate = len(self.files) / self.seconds if self.seconds else 0.0
+        return (
+            f"Edit run {self.run_id}: {self.changes} change(s) in {len(self.files)} file(s) "
+            f"in {self.seconds:.2f} s ({rate:.0f} files/s); backups: {len(self.backups)}"
+        )
+
+
+_read = read_for_edit
+
+
+class _Pending:
+    """A list of pending edits with undo / redo."""
+
+    def __init__(self) -> None:
+        self.edits: list[Edit] = []
+        self.redo_stack: list[Edit] = []
+
+    def push(self, edit: Edit) -> None:
+        self.edits.append(edit)
+        self.redo_stack.clear()
+
+    def undo(self) -> Edit:
+        if not self.edits:
+            raise IndexError("no pending edit to undo")
+        edit = self.edits.pop()
+        self.redo_stack.append(edit)
+        return edit
+
+    def redo(self) -> Edit:
+        if not self.redo_stack:
+            raise IndexError("no undone edit to redo")
+        edit = self.redo_stack.pop()
+        self.edits.append(edit)
+        return edit
+
+
+class TagEditor:
+    """Edit one dataset's tags with validation, then save safely.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or pydicom.dataset.Dataset
+        A DICOM file (read without decoding pixels) or a dataset (copied; the caller's
+        object is never changed).
+    workspace : Workspace, optional
+        For journaling, indexing and the default output folder.
+
+    Examples
+    --------
+    >>> import dicomflow_lab as dfl
+    >>> ed = dfl.TagEditor(dfl.data.testfile("CT_small.dcm"))
+    >>> ed.set("PatientName", "Doe^Jane")
+    >>> ed.preview()[["path", "old", "new"]]
+              path                    old       new
+    0  (0010,0010)  CompressedSamples^CT1  Doe^Jane
+    """
+
+    def __init__(
+        self, source: str | os.PathLike[str] | Dataset, workspace: Workspace | None = None
+    ) -> None:
+        if isinstance(source, Dataset):
+            self.path: Path | None = None
+            self._original = copy.deepcopy(source)
+        else:
+            self.path = Path(source).expanduser().resolve()
+            self._original = _read(self.path)
+        self.workspace = workspace
+        self._pending = _Pending()
+        self._working = copy.deepcopy(self._original)
+        self._changes: list[Change] = []
+
+    def __repr__(self) -> str:
+        name = self.path.name if self.path else "<dataset>"
+        return f"<TagEditor {name}: {len(self._pending.edits)} pending edit(s)>"
+
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset with the pending edits applied (do not change it directly)."""
+        return self._working
+
+    def table(self) -> pd.DataFrame:
+        """Return the edited dataset as a tag table (see :func:`core.tags.tag_frame`)."""
+        return tag_frame(self._working)
+
+    def validate(self, path: str, value: Any, vr: str | None = None) -> Any:
+        """Check a value without applying it (raises :class:`EditError` when refused)."""
+        return validate(self._working, path, value, vr)
+
+    def _push(self, edit: Edit) -> None:
+        self._changes.extend(apply_edits(self._working, [edit]))
+        self._pending.push(edit)
+
+    def set(self, path: str, value: Any, vr: str | None = None) -> None:
+        """Set an element's value (inserting the element when missing).
+
+        Raises
+        ------
+        EditError
+            When the value is refused; nothing is changed.
+        """
+        self._push(Edit("set", path, value, vr))
+
+    def add(self, path: str, value: Any, vr: str | None = None) -> None:
+        """Add an element that does not exist yet."""
+        self._push(Edit("add", path, value, vr))
+
+    def delete(self, path: str) -> None:
+        """Delete an element (deleting a missing one changes nothing)."""
+        self._push(Edit("delete", path))
+
+    def add_item(self, seq_path: str) -> None:
+        """Append an empty item to a sequence (created when missing)."""
+        self._push(Edit("add_item", seq_path))
+
+    def remove_item(self, seq_path: str, index: int) -> None:
+        """Remove item `index` of a sequence."""
+        self._push(Edit("remove_item", seq_path, index))
+
+    def pending(self) -> list[Edit]:
+        """Return the pending edits, oldest first."""
+        return list(self._pending.edits)
+
+    def _replay(self) -> None:
+        self._working = copy.deepcopy(self._original)
+        self._changes = apply_edits(self._working, self._pending.edits)
+
+    def undo(self) -> Edit:
+        """Take back the last pending edit (before save) and return it."""
+        edit = self._pending.undo()
+        self._replay()
+        return edit
+
+    def redo(self) -> Edit:
+        """Apply again the last undone pending edit and return it."""
+        edit = self._pending.redo()
+        self._replay()
+        return edit
+
+    def preview(self) -> pd.DataFrame:
+        """Return the pending changes: ``file, path, keyword, op, old, new``."""
+        name = str(self.path) if self.path else ""
+        rows = [(name, c.path, c.keyword, c.op, c.old, c.new) for c in self._changes]
+        return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+
+    def save(
+        self,
+        out: str | os.PathLike[str] | None = None,
+        *,
+        overwrite: bool = False,
+        regenerate_uids: bool = False,
+    ) -> list[Path]:
+        """Write the edited dataset (see the module notes for the rules).
+
+        Parameters
+        ----------
+        out : str or os.PathLike, optional
+            A folder (the file keeps its name) or, for a new name, a file path ending
+            in ``.dcm``. Default: the workspace's ``files/edits/<run_id>/``.
+        overwrite : bool, optional
+            Write over the source file, after a backup.
+        regenerate_uids : bool, optional
+            Give new study / series / instance / frame-of-reference UIDs (references
+            and file meta follow).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The file written.
+        """
+        if self.path is None:
+            if overwrite or out is None:
+                raise ValueError("an editor of an in-memory dataset needs out=<file or folder>")
+            target = Path(out)
+            if target.is_dir() or not target.suffix:
+                uid = self._working.get("SOPInstanceUID", "dataset")
+                target = target / f"{uid}.dcm"
+            ds = copy.deepcopy(self._working)
+            if regenerate_uids:
+                regenerate_uids_fn(ds, {}, uuid.uuid4().hex)
+            write_dataset(ds, target)
+            return [target]
+        batch = BatchEdit([self.path], workspace=self.workspace)
+        batch._pending = self._pending
+        report = batch.save(
+            out, overwrite=overwrite, regenerate_uids=regenerate_uids, progress=False
+        )
+        # like "Save as" in a desktop editor: the editor now edits the file it wrote
+        self.path = report.files[0]
+        self._original = copy.deepcopy(self._working)
+        self._pending = _Pending()
+        self._changes = []
+        return list(report.files)
+
+
+regenerate_uids_fn = regenerate_uids
+
+
+class BatchEdit:
+    """One edit set applied to many files: preview, then save with a journal.
+
+    Parameters
+    ----------
+    files : iterable of str or os.PathLike
+        The DICOM files.
+    workspace : Workspace, optional
+        For journaling, indexing and default output / backup folders.
+    """
+
+    def __init__(
+        self, files: Iterable[str | os.PathLike[str]], workspace: Workspace | None = None
+    ) -> None:
+        self.files = [Path(f).expanduser().resolve() for f in files]
+        if not self.files:
+            raise ValueError("nothing to edit: the selection has no files")
+        self.workspace = workspace
+        self._pending = _Pending()
+        if len(self.files) == 1:
+            self.root = self.files[0].parent
+        else:
+            self.root = Path(os.path.commonpath([str(f.parent) for f in self.files]))
+
+    def __repr__(self) -> str:
+        return f"<BatchEdit {len(self.files)} file(s): {len(self._pending.edits)} pending>"
+
+    def _push(self, edit: Edit) -> None:
+        # early feedback against the first file's header; every file is validated again
+        apply_edits(_read(self.files[0], stop_before_pixels=True), [*self._pending.edits, edit])
+        self._pending.push(edit)
+
+    def set(self, path: str, value: Any, vr: str | None = None) -> None:
+        """Set an element's value in every file (inserting it when missing)."""
+        self._push(Edit("set", path, value, vr))
+
+    def add(self, path: str, value: Any, vr: str | None = None) -> None:
+        """Add an element to every file (refused where it exists)."""
+        self._push(Edit("add", path, value, vr))
+
+    def delete(self, path: str) -> None:
+        """Delete an element from every file."""
+        self._push(Edit("delete", path))
+
+    def add_item(self, seq_path: str) -> None:
+        """Append an empty item to a sequence in every file."""
+        self._push(Edit("add_item", seq_path))
+
+    def remove_item(self, seq_path: str, index: int) -> None:
+        """Remove item `index` of a sequence in every file."""
+        self._push(Edit("remove_item", seq_path, index))
+
+    def pending(self) -> list[Edit]:
+        """Return the pending edits, oldest first."""
+        return list(self._pending.edits)
+
+    def undo(self) -> Edit:
+        """Take back the last pending edit."""
+        return self._pending.undo()
+
+    def redo(self) -> Edit:
+        """Apply again the last undone pending edit."""
+        return self._pending.redo()
+
+    def preview(self) -> pd.DataFrame:
+        """Return ``file, path, keyword, op, old, new`` for every change in every file.
+
+        Headers are read without pixel data; nothing is written.
+        """
+        rows = []
+        for path in self.files:
+            try:
+                changes = apply_edits(_read(path, stop_before_pixels=True), self._pending.edits)
+            except EditError as exc:
+                raise EditError(f"{path.name}: {exc}") from exc
+            rows.extend((str(path), c.path, c.keyword, c.op, c.old, c.new) for c in changes)
+        return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+
+    def _out_dir(self, out: str | os.PathLike[str] | None, run_id: str) -> Path:
+        if out is not None:
+            return Path(out).expanduser().resolve()
+        if self.workspace is None:
+            raise ValueError(
+                "give out=<folder> (save-as), or overwrite=True to write in place with a backup"
+            )
+        return self.workspace.files_dir / "edits" / run_id
+
+    def _backup_path(self, src: Path, run_id: str) -> Path:
+        if self.workspace is not None:
+            rel = src.relative_to(self.root) if src.is_relative_to(self.root) else src.name
+            return self.workspace.files_dir / "backups" / run_id / rel
+        return src.with_name(f".{src.name}.dfl-backup")
+
+    def save(
+        self,
+        out: str | os.PathLike[str] | None = None,
+        *,
+        overwrite: bool = False,
+        regenerate_uids: bool = False,
+        progress: bool = True,
+        workers: int | None = None,
+        processes: int | None = None,
+    ) -> EditReport:
+        """Apply the pending edits to every file and write the results.
+
+        Parameters
+        ----------
+        out : str or os.PathLike, optional
+            Output folder (save-as); files keep their names and relative layout.
+        overwrite : bool, optional
+            Write in place, each original first copied to a backup.
+        regenerate_uids : bool, optional
+            New instance UIDs, mapped consistently across the files of this run.
+        progress : bool, optional
+            Show a progress bar.
+        workers : int, optional
+            Threads reading, editing and writing files (default 4): fsync and file I/O
+            release the GIL, so they overlap with parsing.
+        processes : int, optional
+            Worker processes (the package's header-reader pool) for large batches;
+            default: one per core from 500 files on, else none (threads).
+
+        Returns
+        -------
+        EditReport
+            Run id, files written, number of changes, backups, time.
+
+        Raises
+        ------
+        EditError
+            When a file refuses an edit. Files written before it stay written and are
+            journaled under the run id (``ws.undo(report.run_id)`` reverts them).
+        """
+        if overwrite and out is not None:
+            raise ValueError("give either out=<folder> or overwrite=True, not both")
+        started = time.perf_counter()
+        run_id = uuid.uuid4().hex
+        out_dir = None if overwrite else self._out_dir(out, run_id)
+        if out_dir is not None and len(self.files) == 1 and out_dir.suffix.lower() == ".dcm":
+            targets = [out_dir]
+        elif out_dir is not None:
+            targets = [out_dir / f.relative_to(self.root) for f in self.files]
+        else:
+            targets = list(self.files)
+        if not overwrite:
+            for src, dst in zip(self.files, targets, strict=True):
+                if dst == src or dst.exists():
+                    raise FileExistsError(
+                        f"{dst} exists; choose another out= folder or overwrite=True"
+                    )
+        user, mapping = _user(), {}
+        journal: list[dict[str, Any]] = []
+        written: list[Path] = []
+        backups: list[Path] = []
+        edits = list(self._pending.edits)
+        cache: dict[Any, Any] = {}
+
+        def one(pair: tuple[Path, Path]) -> tuple[Path, Path, Path | None, list[Change]]:
+            src, dst = pair
+            backup = self._backup_path(src, run_id) if overwrite else None
+            return _write.edit_file(
+                src, dst, backup, edits, regenerate_uids, run_id, cache, mapping
+            )
+
+        bar = _progress_bar(len(self.files), progress)
+        error: BaseException | None = None
+        pairs = list(zip(self.files, targets, strict=True))
+        n_procs = processes if processes is not None else _auto_processes(len(pairs))
+        n_workers = 1 if n_procs > 1 else max(1, workers or _WORKERS)
+        pool = ThreadPoolExecutor(max_workers=n_workers) if n_workers > 1 else None
+        try:
+            if n_procs > 1:
+                backups_of = [
+                    self._backup_path(src, run_id) if overwrite else None for src, _ in pairs
+                ]
+                futures: list[Any] = _in_processes(
+                    pairs, backups_of, edits, regenerate_uids, run_id, n_procs, bar
+                )
+            elif pool is not None:
+                futures = [pool.submit(one, pair) for pair in pairs]
+            else:
+                futures = [_Inline(one, pair) for pair in pairs]
+            for future in futures:  # in file order, so the journal is too
+                if future is None:  # not run: an earlier file of its chunk failed
+                    continue
+                try:
+                    src, dst, backup, changes = future.result()
+                except BaseException as exc:  # stop: cancel what has not started
+                    error = error or exc
+                    if pool is None:
+                        break
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    continue
+                written.append(dst)
+                if backup is not None:
+                    backups.append(backup)
+                journal.extend(_journal_rows(run_id, user, src, dst, backup, changes))
+                if bar is not None and n_procs <= 1:
+                    bar.update(1)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if bar is not None:
+                bar.close()
+            if self.workspace is not None and journal:
+                with self.workspace.db.transaction() as con:
+                    record_edits(con, journal)
+                self._reindex(written, out_dir)
+        if error is not None:
+            raise error
+        logger.info("edit run %s wrote %d file(s)", run_id, len(written))
+        return EditReport(
+            run_id=run_id,
+            files=tuple(written),
+            changes=sum(1 for j in journal if j["op"] != "write"),
+            backups=tuple(backups),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _reindex(self, written: Sequence[Path], out_dir: Path | None) -> None:
+        ws = self.workspace
+        if ws is None or not written:
+            return
+        if out_dir is not None and out_dir.is_dir():
+            ws.index(out_dir, progress=False)
+            return
+        _reindex_in_place(ws, written)
+
+
+class _Ready:
+    """A finished result (or failure) with the future's ``result()``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        if isinstance(self.value, BaseException):
+            raise self.value
+        return self.value
+
+
+def _auto_processes(n_files: int) -> int:
+    cores = os.cpu_count() or 1
+    return min(cores, 8) if cores > 1 and n_files >= _PROCESS_FROM else 1
+
+
+def _in_processes(
+    pairs: Sequence[tuple[Path, Path]],
+    backups: Sequence[Path | None],
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    n_procs: int,
+    bar: Any,
+) -> list[_Ready | None]:
+    """Edit files in chunks on the worker-process pool; one result per file, in order."""
+    from dicomflow_lab.core._worker import TaskFailed, shared_pool
+
+    size = max(1, min(64, -(-len(pairs) // (n_procs * 4))))
+    tasks = []
+    for start in range(0, len(pairs), size):
+        chunk = [
+            (src, dst, backups[start + k])
+            for k, (src, dst) in enumerate(pairs[start : start + size])
+        ]
+        tasks.append((chunk, list(edits), regenerate, run_id))
+    out: list[_Ready | None] = [None] * len(pairs)
+    pool = shared_pool(n_procs)
+    for index, result in pool.map_unordered(
+        _write.edit_chunk, tasks, timeout=lambda args: 60.0 + 5.0 * len(args[0])
+    ):
+        first = index * size
+        if isinstance(result, TaskFailed):
+            out[first] = _Ready(EditError(f"an edit worker failed: {result.reason}"))
+            continue
+        for k, item in enumerate(result):
+            if item is None:
+                continue
+            if isinstance(item, str):
+                kind, _, message = item.partition(": ")
+                cls = EditError if kind in ("EditError", "DicomReadError") else OSError
+                out[first + k] = _Ready(cls(message if cls is EditError else item))
+            else:
+                out[first + k] = _Ready(item)
+        if bar is not None:
+            bar.update(sum(1 for item in result if item is not None))
+    return out
+
+
+class _Inline:
+    """A future-like call run on ``result()`` (``workers=1``: no thread)."""
+
+    def __init__(self, fn: Any, arg: Any) -> None:
+        self.fn, self.arg = fn, arg
+
+    def result(self) -> Any:
+        return self.fn(self.arg)
+
+
+def _journal_rows(
+    run_id: str,
+    user: str,
+    src: Path,
+    dst: Path,
+    backup: Path | None,
+    changes: Sequence[Change],
+) -> list[dict[str, Any]]:
+    base = {
+        "run_id": run_id,
+        "applied_at": _now(),
+        "user": user,
+        "file_path": str(src),
+        "new_file_path": str(dst),
+        "backup_path": str(backup) if backup else None,
+    }
+    if not changes:  # the file was still written: undo must know it
+        return [
+            {
+                **base,
+                "path": "",
+                "tag": None,
+                "keyword": None,
+                "op": "write",
+                "old_value": None,
+                "new_value": None,
+            }
+        ]
+    return [
+        {
+            **base,
+            "path": c.path,
+            "tag": c.tag,
+            "keyword": c.keyword,
+            "op": c.op,
+            "old_value": c.old,
+            "new_value": c.new,
+        }
+        for c in changes
+    ]
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled or total < 2:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Saving edits", unit="file", leave=True)
