@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="dfl-bench-edit-") as tmp:
         root = Path(tmp)
-        study = write_sample_study(
+        write_sample_study(
             root / "src", ct_slices=opts.files, ct_size=opts.size, mr_slices=1, mr_size=32
         )
         files = sorted((root / "src" / "1_CT").glob("*.dcm"))
         size = sum(f.stat().st_size for f in files)
         print(
             f"corpus: {len(files)} CT files of {opts.size}x{opts.size}, "
-            f"{size / 1e6:.1f} MB ({study.PatientName if hasattr(study, 'PatientName') else ''})"
+            f"{size / 1e6:.1f} MB"
         )
         ours, ours_ws, peer, copies = [], [], [], []
         for rep in range(opts.repeat):

@@ -27,7 +27,9 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(
+    path: str | os.PathLike[str], *, fsync: bool = True, fsync_folder: bool = True
+) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path`; rename it over `path` only on success.
 
     Parameters
@@ -36,6 +38,9 @@ def atomic_writer(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterat
         The final file name. Its directory must exist.
     fsync : bool, optional
         Flush the file and its directory to disk before returning (default True).
+    fsync_folder : bool, optional
+        Also flush the directory entry (default True). A batch writer may pass False and
+        call :func:`fsync_dir` once per folder after its last file.
 
     Yields
     ------
@@ -56,11 +61,13 @@ def atomic_writer(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterat
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    if fsync:
+    if fsync and fsync_folder:
         fsync_dir(final.parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, fsync: bool = True, fsync_folder: bool = True
+) -> None:
     """Write `data` to `path` atomically (temporary file + fsync + rename).
 
     Parameters
@@ -71,6 +78,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
         The whole content.
     fsync : bool, optional
         Flush to disk before the rename (default True).
+    fsync_folder : bool, optional
+        Also flush the directory entry (default True); see :func:`atomic_writer`.
     """
-    with atomic_writer(path, fsync=fsync) as fh:
+    with atomic_writer(path, fsync=fsync, fsync_folder=fsync_folder) as fh:
         fh.write(data)

@@ -53,6 +53,7 @@ from dicomflow_lab._edit_journal import (
     resolve_selection,
     undo,
 )
+from dicomflow_lab._fsutil import fsync_dir
 from dicomflow_lab.core import _write
 from dicomflow_lab.core._write import read_for_edit, write_dataset
 from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids, validate
@@ -497,6 +498,9 @@ class BatchEdit:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            # each file was fsynced; the folder entries are flushed once per folder
+            for folder in {p.parent for p in [*written, *backups]}:
+                fsync_dir(folder)
             if bar is not None:
                 bar.close()
             if self.workspace is not None and journal:

@@ -303,7 +303,9 @@ def test_fast_path_writes_what_a_full_pydicom_write_would(tmp_path, monkeypatch,
 
     full_calls = []
     real = _write.write_dataset
-    monkeypatch.setattr(_write, "write_dataset", lambda ds, t: (full_calls.append(t), real(ds, t)))
+    monkeypatch.setattr(
+        _write, "write_dataset", lambda ds, t, **kw: (full_calls.append(t), real(ds, t, **kw))
+    )
     fast = run(tmp_path / "fast")
     assert full_calls == []  # the fast path was taken
     monkeypatch.setattr(_write, "splice", lambda *a: None)  # force the full write

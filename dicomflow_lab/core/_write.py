@@ -34,7 +34,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
-from dicomflow_lab._fsutil import atomic_write_bytes, atomic_writer
+from dicomflow_lab._fsutil import atomic_write_bytes, atomic_writer, fsync_dir
 from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids
 from dicomflow_lab.core.tags import parse_path
 from dicomflow_lab.errors import DicomReadError, EditError
@@ -57,7 +57,7 @@ _META_FROM_DATASET = (
 _CHARSET = 0x00080005
 
 
-def write_dataset(ds: Dataset, target: Path) -> None:
+def write_dataset(ds: Dataset, target: Path, *, fsync_folder: bool = True) -> None:
     """Write `ds` to `target` atomically with pydicom, in its own transfer syntax.
 
     A dataset with file meta is written as a DICOM file (``enforce_file_format=True``)
@@ -80,7 +80,7 @@ def write_dataset(ds: Dataset, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     meta = getattr(ds, "file_meta", None)
     try:
-        with atomic_writer(target) as fh:
+        with atomic_writer(target, fsync_folder=fsync_folder) as fh:
             if meta is not None and "TransferSyntaxUID" in meta:
                 for meta_kw, kw in _META_FROM_DATASET:
                     if not meta.get(meta_kw) and ds.get(kw):
@@ -99,10 +99,10 @@ def write_dataset(ds: Dataset, target: Path) -> None:
         raise EditError(f"{target.name} cannot be written: {exc}") from exc
 
 
-def write_bytes(data: bytes, target: Path) -> None:
+def write_bytes(data: bytes, target: Path, *, fsync_folder: bool = True) -> None:
     """Write `data` to `target` atomically (its folder is created)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, data)
+    atomic_write_bytes(target, data, fsync_folder=fsync_folder)
 
 
 @dataclass(frozen=True)
@@ -260,15 +260,15 @@ def edit_file(
         changes += regenerate_uids(ds, mapping if mapping is not None else {}, run_id)
     if backup is not None:
         backup.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(backup, data)
+        atomic_write_bytes(backup, data, fsync_folder=False)
     touched = {parse_path(c.path)[0][0] for c in changes}
     # the file meta changes only with the SOP Class / Instance UIDs
     meta_changed = regenerate or bool(touched & {0x00080016, 0x00080018})
     spliced = splice(data, ds, touched, before, meta_changed) if touched else data
     if spliced is None:
-        write_dataset(ds, dst)
+        write_dataset(ds, dst, fsync_folder=False)
     else:
-        write_bytes(spliced, dst)
+        write_bytes(spliced, dst, fsync_folder=False)
     return src, dst, backup, changes
 
 
@@ -307,4 +307,9 @@ def edit_chunk(
                 out[k] = f"{type(exc).__name__}: {exc}"
                 for later in futures[k + 1 :]:
                     later.cancel()
+    # files were fsynced one by one; their folder entries once per folder, here
+    folders = {p.parent for src, dst, backup in tasks for p in (dst, backup) if p is not None}
+    for folder in folders:
+        if folder.is_dir():
+            fsync_dir(folder)
     return out
