@@ -106,9 +106,33 @@ class Change:
     new: str | None
 
 
+#: What each VR accepts (PS3.5 Table 6.2-1), added to pydicom's terser messages.
+VR_RULES = {
+    "AE": "at most 16 characters, no backslash or control characters",
+    "AS": "nnnD, nnnW, nnnM or nnnY (e.g. 042Y)",
+    "CS": "upper-case letters, digits, space and underscore, at most 16 characters",
+    "DA": "a date as YYYYMMDD (e.g. 20240131)",
+    "DS": "a decimal number of at most 16 characters (e.g. 1.25 or -3e2)",
+    "DT": "YYYYMMDDHHMMSS.FFFFFF&ZZXX, leading parts only allowed",
+    "IS": "a whole number from -2147483648 to 2147483647, at most 12 characters",
+    "LO": "at most 64 characters, no backslash",
+    "LT": "at most 10240 characters",
+    "PN": "family^given^middle^prefix^suffix, at most 64 characters per group",
+    "SH": "at most 16 characters, no backslash",
+    "ST": "at most 1024 characters",
+    "TM": "a time as HHMMSS.FFFFFF, leading parts only allowed (e.g. 1405 or 140512.5)",
+    "UI": "digits and dots, at most 64 characters, no leading zero in a component",
+    "UR": "a URI or URL (RFC 3986) without trailing spaces",
+}
+
+
 def _refuse(path: str, tag: int, vr: str, rule: str) -> EditError:
     keyword = keyword_for_tag(tag) or "private/unknown"
-    message = f"{path}: {keyword} {format_tag(tag)} VR {vr}: {rule}"
+    where = path if path == format_tag(tag) else f"{path} ({format_tag(tag)})"
+    expected = VR_RULES.get(vr)
+    if expected and rule.startswith("Invalid value for VR"):
+        rule = f"{rule.rstrip('.')}; {vr} must be {expected}"
+    message = f"{where} {keyword}, VR {vr}: {rule}"
     return EditError(message, path=path, tag=format_tag(tag), vr=vr, rule=rule)
 
 

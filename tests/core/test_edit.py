@@ -162,7 +162,9 @@ def test_apply_edits_is_all_or_nothing():
         Edit("add_item", "ReferencedSeriesSequence"),
         Edit("set", "StudyDate", "2020-01-01"),
     ]
-    with pytest.raises(EditError, match=r"\(0008,0020\): StudyDate \(0008,0020\) VR DA"):
+    with pytest.raises(
+        EditError, match=r"\(0008,0020\) StudyDate, VR DA: .*must be a date as YYYYMMDD"
+    ):
         apply_edits(ds, edits)
     assert ds.PatientName == "Old^Name" and ds.PatientID == "ID1"
     assert "ReferencedSeriesSequence" not in ds
