@@ -135,7 +135,51 @@ class _Pending:
         return edit
 
 
-class TagEditor:
+class _EditVerbs:
+    """The edit verbs shared by :class:`TagEditor` (one file) and :class:`BatchEdit`.
+
+    Each verb is validated at once by the subclass's ``_push`` (a refused value raises
+    :class:`~dicomflow_lab.errors.EditError` and changes nothing); a batch applies the
+    pending edits to every file when it is saved.
+    """
+
+    _pending: _Pending
+
+    def _push(self, edit: Edit) -> None:
+        raise NotImplementedError
+
+    def set(self, path: str, value: Any, vr: str | None = None) -> None:
+        """Set an element's value (inserting the element when missing).
+
+        Raises
+        ------
+        EditError
+            When the value is refused; nothing is changed.
+        """
+        self._push(Edit("set", path, value, vr))
+
+    def add(self, path: str, value: Any, vr: str | None = None) -> None:
+        """Add an element that does not exist yet (refused where it exists)."""
+        self._push(Edit("add", path, value, vr))
+
+    def delete(self, path: str) -> None:
+        """Delete an element (deleting a missing one changes nothing)."""
+        self._push(Edit("delete", path))
+
+    def add_item(self, seq_path: str) -> None:
+        """Append an empty item to a sequence (created when missing)."""
+        self._push(Edit("add_item", seq_path))
+
+    def remove_item(self, seq_path: str, index: int) -> None:
+        """Remove item `index` of a sequence."""
+        self._push(Edit("remove_item", seq_path, index))
+
+    def pending(self) -> list[Edit]:
+        """Return the pending edits, oldest first."""
+        return list(self._pending.edits)
+
+
+class TagEditor(_EditVerbs):
     """Edit one dataset's tags with validation, then save safely.
 
     Parameters
@@ -190,36 +234,6 @@ class TagEditor:
     def _push(self, edit: Edit) -> None:
         self._changes.extend(apply_edits(self._working, [edit]))
         self._pending.push(edit)
-
-    def set(self, path: str, value: Any, vr: str | None = None) -> None:
-        """Set an element's value (inserting the element when missing).
-
-        Raises
-        ------
-        EditError
-            When the value is refused; nothing is changed.
-        """
-        self._push(Edit("set", path, value, vr))
-
-    def add(self, path: str, value: Any, vr: str | None = None) -> None:
-        """Add an element that does not exist yet."""
-        self._push(Edit("add", path, value, vr))
-
-    def delete(self, path: str) -> None:
-        """Delete an element (deleting a missing one changes nothing)."""
-        self._push(Edit("delete", path))
-
-    def add_item(self, seq_path: str) -> None:
-        """Append an empty item to a sequence (created when missing)."""
-        self._push(Edit("add_item", seq_path))
-
-    def remove_item(self, seq_path: str, index: int) -> None:
-        """Remove item `index` of a sequence."""
-        self._push(Edit("remove_item", seq_path, index))
-
-    def pending(self) -> list[Edit]:
-        """Return the pending edits, oldest first."""
-        return list(self._pending.edits)
 
     def _replay(self) -> None:
         self._working = copy.deepcopy(self._original)
@@ -296,7 +310,7 @@ class TagEditor:
 regenerate_uids_fn = regenerate_uids
 
 
-class BatchEdit:
+class BatchEdit(_EditVerbs):
     """One edit set applied to many files: preview, then save with a journal.
 
     Parameters
@@ -327,30 +341,6 @@ class BatchEdit:
         # early feedback against the first file's header; every file is validated again
         apply_edits(_read(self.files[0], stop_before_pixels=True), [*self._pending.edits, edit])
         self._pending.push(edit)
-
-    def set(self, path: str, value: Any, vr: str | None = None) -> None:
-        """Set an element's value in every file (inserting it when missing)."""
-        self._push(Edit("set", path, value, vr))
-
-    def add(self, path: str, value: Any, vr: str | None = None) -> None:
-        """Add an element to every file (refused where it exists)."""
-        self._push(Edit("add", path, value, vr))
-
-    def delete(self, path: str) -> None:
-        """Delete an element from every file."""
-        self._push(Edit("delete", path))
-
-    def add_item(self, seq_path: str) -> None:
-        """Append an empty item to a sequence in every file."""
-        self._push(Edit("add_item", seq_path))
-
-    def remove_item(self, seq_path: str, index: int) -> None:
-        """Remove item `index` of a sequence in every file."""
-        self._push(Edit("remove_item", seq_path, index))
-
-    def pending(self) -> list[Edit]:
-        """Return the pending edits, oldest first."""
-        return list(self._pending.edits)
 
     def undo(self) -> Edit:
         """Take back the last pending edit."""
