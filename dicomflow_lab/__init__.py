@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomflow_lab._logging import debug_logger
 from dicomflow_lab.errors import (
+    AnonymizationError,
     DicomflowError,
     DicomReadError,
     EditError,
@@ -25,7 +26,8 @@ from dicomflow_lab.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dicomflow_lab import data
+    from dicomflow_lab import anonymize, data
+    from dicomflow_lab._anonymize_run import AnonymizationReport
     from dicomflow_lab.editor import TagEditor
     from dicomflow_lab.study import Study, StudyList, open
     from dicomflow_lab.workspace import IndexReport, Workspace
@@ -33,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnonymizationError",
+    "AnonymizationReport",
     "DicomReadError",
     "DicomflowError",
     "EditError",
@@ -45,6 +49,7 @@ __all__ = [
     "TagEditor",
     "Workspace",
     "__version__",
+    "anonymize",
     "data",
     "debug_logger",
     "open",
@@ -52,6 +57,8 @@ __all__ = [
 
 _LAZY = {
     "data": ("dicomflow_lab.data", None),
+    "anonymize": ("dicomflow_lab.anonymize", None),
+    "AnonymizationReport": ("dicomflow_lab._anonymize_run", "AnonymizationReport"),
     "Study": ("dicomflow_lab.study", "Study"),
     "StudyList": ("dicomflow_lab.study", "StudyList"),
     "open": ("dicomflow_lab.study", "open"),

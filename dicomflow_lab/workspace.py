@@ -47,6 +47,7 @@ __all__ = ["IndexReport", "Workspace"]
 logger = logging.getLogger(__name__)
 
 DB_NAME = "workspace.duckdb"
+PRIVATE_DB_NAME = "anonymization.duckdb"
 
 
 @dataclass(frozen=True)
@@ -141,13 +142,17 @@ class Workspace:
                 raise ValueError("an ephemeral workspace has no path; pass path=None")
             self.path = Path(tempfile.mkdtemp(prefix="dicomflow-ephemeral-"))
             self.db = Database(None)
-            self._finalizer = weakref.finalize(self, _wipe, self.db, self.path)
+            self._private: list[Database] = []  # the mapping database, opened on first use
+            self._finalizer = weakref.finalize(self, _wipe, self.db, self.path, self._private)
         else:
             self.path = Path(path).expanduser().resolve() if path else default_home()
             if not read_only:
                 self.path.mkdir(parents=True, exist_ok=True)
             self.db = Database(self.path / DB_NAME, read_only=read_only, lock_timeout=lock_timeout)
-            self._finalizer = weakref.finalize(self, self.db.close)
+            self._private = []
+            self._read_only = read_only
+            self._lock_timeout = lock_timeout
+            self._finalizer = weakref.finalize(self, _close_all, self.db, self._private)
 
     def __repr__(self) -> str:
         kind = "ephemeral" if self.ephemeral else str(self.path)
@@ -489,6 +494,152 @@ class Workspace:
         with self.db.connect() as con:
             _settings.reset_setting(con, name)
 
+    # -- anonymization --------------------------------------------------------------
+    @property
+    def private_db(self) -> Database:
+        """The anonymization mapping and audit database (``anonymization.duckdb``).
+
+        A separate file beside ``workspace.duckdb``, so that the workspace can be shared
+        or exported without the link between anonymized data and its originals. Opened on
+        first use; in memory for an ephemeral workspace.
+        """
+        if not self._private:
+            if self.ephemeral:
+                self._private.append(Database(None, schema="sql_private"))
+            else:
+                self._private.append(
+                    Database(
+                        self.path / PRIVATE_DB_NAME,
+                        read_only=self._read_only,
+                        lock_timeout=self._lock_timeout,
+                        schema="sql_private",
+                    )
+                )
+        return self._private[0]
+
+    def anonymize(
+        self,
+        selection: Any,
+        out: str | os.PathLike[str] | None = None,
+        *,
+        template: Any = "basic",
+        key: str | bytes | None = None,
+        patient_map: Any = None,
+        workers: int | None = None,
+        verify: bool = False,
+        progress: bool = True,
+        cancel: Any = None,
+        on_progress: Any = None,
+        overwrite: bool = False,
+        index: bool = True,
+    ) -> Any:
+        """De-identify files per DICOM PS3.15 into a new folder; originals are not touched.
+
+        Parameters
+        ----------
+        selection : str, os.PathLike, sequence, pandas.DataFrame, Study or StudyList
+            A file or folder, a list of files, a Study/Series Instance UID of the index,
+            a DataFrame with a ``file_path`` column (e.g. ``ws.instances(...)``) or a
+            :class:`~dicomflow_lab.Study`.
+        out : str or os.PathLike, optional
+            The output folder (default ``<workspace>/files/anon/<run_id>``). Files are
+            written as ``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``
+            with the new UIDs.
+        template : str, os.PathLike or Template, optional
+            A built-in template name (``basic``, ``research``, ``retain-uids``,
+            ``clinical-trial``), a template JSON file, or a Template.
+        key : str or bytes
+            The secret key: the same key gives the same UIDs, date shifts and
+            pseudonyms, byte for byte. Required. Only its fingerprint is stored.
+        patient_map : dict, pandas.DataFrame or CSV path, optional
+            Original PatientID → new PatientID (or (ID, name)); columns ``PatientID``,
+            ``new_PatientID`` and optionally ``new_PatientName`` for a table.
+        workers : int, optional
+            Processes (default: the ``index.workers`` setting, else one per core).
+        verify : bool, optional
+            Check the output with :func:`dicomflow_lab.anonymize.verify` (independent of
+            the engine) and attach the residual table to the report.
+        progress : bool, optional
+            Show a progress bar.
+        cancel : threading.Event, optional
+            Set it to stop after the chunks in flight (the report then says
+            ``cancelled``; the files it lists were written).
+        on_progress : callable, optional
+            Called as ``on_progress(done, total)`` after each chunk.
+        overwrite : bool, optional
+            Replace an output file that exists with other content (default: refuse).
+        index : bool, optional
+            Index the output folder into this workspace as a new source (default True).
+
+        Returns
+        -------
+        AnonymizationReport
+            ``.df`` one row per file (status, new UIDs, action counts, warnings,
+            quarantine reason), ``.verification``, ``.run_id``.
+
+        Raises
+        ------
+        AnonymizationError
+            Without a key, with a bad template, or an empty selection. Per-file problems
+            do not raise: they are rows of the report.
+        """
+        from dicomflow_lab import _anonymize_run
+
+        return _anonymize_run.run(
+            self,
+            selection,
+            out=out,
+            template=template,
+            key=key,
+            patient_map=patient_map,
+            workers=workers,
+            verify=verify,
+            progress=progress,
+            cancel=cancel,
+            on_progress=on_progress,
+            overwrite=overwrite,
+            index=index,
+        )
+
+    def anonymization_runs(self) -> pd.DataFrame:
+        """Return the anonymization runs, newest first (no patient data, no keys)."""
+        return self.sql("SELECT * FROM anonymization_runs ORDER BY started_at DESC")
+
+    def anonymization_map(self, run_id: str, *, key: str | bytes) -> pd.DataFrame:
+        """Return a run's mapping (original → new UIDs and patient IDs, date offsets).
+
+        Parameters
+        ----------
+        run_id : str
+            The run, from the report or :meth:`anonymization_runs`.
+        key : str or bytes
+            The run's key; another key is refused.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``kind`` (uid / patient), ``original``, ``new``, ``date_offset_days``.
+        """
+        from dicomflow_lab._anonymize_run import mapping
+
+        return mapping(self, run_id, key)
+
+    def anonymization_audit(self, run_id: str) -> pd.DataFrame:
+        """Return a run's per-attribute audit: file, path, tag, action, rule, old value hash.
+
+        Values themselves are never stored, only a keyed hash of each old value.
+        """
+        return self.private_db.query(
+            "SELECT * FROM anonymization_audit WHERE run_id = ? ORDER BY file_path, path",
+            [run_id],
+        )
+
+    def anonymization_files(self, run_id: str) -> pd.DataFrame:
+        """Return a run's per-file results (original path, output path, status, new UIDs)."""
+        return self.private_db.query(
+            "SELECT * FROM anonymization_files WHERE run_id = ? ORDER BY file_path", [run_id]
+        )
+
 
 @dataclass
 class _Totals:
@@ -520,6 +671,12 @@ def _progress_bar(total: int, enabled: bool, label: str) -> Any:
     return tqdm(total=total, desc=f"Indexing {label}", unit="file", leave=True)
 
 
-def _wipe(db: Database, folder: Path) -> None:
+def _close_all(db: Database, others: list[Database]) -> None:
+    for other in others:
+        other.close()
     db.close()
+
+
+def _wipe(db: Database, folder: Path, others: list[Database]) -> None:
+    _close_all(db, others)
     shutil.rmtree(folder, ignore_errors=True)

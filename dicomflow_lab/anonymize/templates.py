@@ -16,7 +16,8 @@ A template file is a JSON object::
       "pixel_rules": [{"manufacturer": "ACME", "model": "US-1", "rows": 480, "columns": 640,
                        "rectangles": [[0, 0, 640, 40]]}],
       "dates": {"shift": "per-patient"},
-      "uids": {"remap": true}
+      "uids": {"remap": true},
+      "burned_in": "quarantine"
     }
 
 Every key but ``options`` is optional. ``selector`` is a tag ``(GGGG,EEEE)``, a PS3.6
@@ -24,8 +25,11 @@ keyword (resolved to its tag number through pydicom's dictionary) or a group mas
 ``X`` nibbles. ``dates.shift`` defaults to ``"per-patient"`` when the Retain Longitudinal
 Temporal Information with Modified Dates option is chosen and ``"none"`` otherwise;
 ``uids.remap`` defaults to true unless Retain UIDs is chosen. A value contradicting the
-options is an error. ``pixel_rules`` is only a schema for now: the engine does not apply
-it yet.
+options is an error. ``pixel_rules`` black out burned-in text (see
+:mod:`dicomflow_lab.anonymize.burned_in`). ``burned_in`` says what happens to an instance
+at risk of burned-in text that no pixel rule covers: ``"quarantine"`` (default: not
+written, reported) or ``"warn"`` (written, with a warning in the report — for data whose
+pixels someone has reviewed, e.g. secondary captures known to hold no text).
 
 Built-in templates live in ``templates/*.json`` beside this module:
 
@@ -82,6 +86,7 @@ _KEYS = (
     "pixel_rules",
     "dates",
     "uids",
+    "burned_in",
 )
 
 
@@ -195,6 +200,9 @@ class UidPolicy:
     remap: bool = True
 
 
+BurnedInPolicy = Literal["quarantine", "warn"]
+
+
 @dataclass(frozen=True)
 class Template:
     """A named, validated anonymization recipe.
@@ -210,6 +218,8 @@ class Template:
     pixel_rules : tuple of PixelRule
     dates : DatePolicy
     uids : UidPolicy
+    burned_in : {"quarantine", "warn"}
+        What to do with an instance at risk of burned-in text that no pixel rule covers.
     source : str
         Where the template came from (``builtin:research``, a path, ``<dict>``).
     """
@@ -222,6 +232,7 @@ class Template:
     pixel_rules: tuple[PixelRule, ...] = ()
     dates: DatePolicy = field(default_factory=DatePolicy)
     uids: UidPolicy = field(default_factory=UidPolicy)
+    burned_in: BurnedInPolicy = "quarantine"
     source: str = "<dict>"
 
     def override_for(self, tag: int) -> Override | None:
@@ -254,6 +265,7 @@ class Template:
             ],
             "dates": {"shift": self.dates.shift},
             "uids": {"remap": self.uids.remap},
+            "burned_in": self.burned_in,
         }
         for ov in self.overrides:
             item: dict[str, Any] = {"selector": ov.selector, "action": ov.action.value}
@@ -499,6 +511,16 @@ def _uids(ctx: _Ctx, raw: object, options: frozenset[Option]) -> UidPolicy:
     return UidPolicy(remap)
 
 
+def _burned_in(ctx: _Ctx, raw: object) -> BurnedInPolicy:
+    if raw not in ("quarantine", "warn"):
+        raise ctx.fail(
+            "burned_in",
+            f"unknown value {raw!r}; valid: 'quarantine' (hold back instances at risk of "
+            "burned-in text that no pixel rule covers) or 'warn' (write them, with a warning)",
+        )
+    return raw  # type: ignore[return-value]
+
+
 def template_from_dict(
     data: Mapping[str, Any], *, source: str = "<dict>", default_name: str | None = None
 ) -> Template:
@@ -541,6 +563,7 @@ def template_from_dict(
         pixel_rules=_pixel_rules(ctx, data.get("pixel_rules", [])),
         dates=_dates(ctx, data.get("dates"), options),
         uids=_uids(ctx, data.get("uids"), options),
+        burned_in=_burned_in(ctx, data.get("burned_in", "quarantine")),
         source=source,
     )
 

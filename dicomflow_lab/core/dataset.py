@@ -43,6 +43,7 @@ __all__ = [
     "guess_transfer_syntax",
     "header_to_dict",
     "is_dicomdir",
+    "read_complete",
     "read_header",
     "sniff_dicom",
 ]
@@ -196,6 +197,82 @@ def read_header(
                 fspath, f"malformed DICOM: {type(exc).__name__}: {exc}", kind="invalid"
             ) from exc
     _check_lengths(ds, fspath, size)
+    if "SOPInstanceUID" not in ds and not is_dicomdir(ds):
+        raise DicomReadError(
+            fspath,
+            "no SOP Instance UID (0008,0018) and no Media Storage SOP Instance UID: "
+            "the file is truncated or is not a DICOM instance",
+            kind="invalid",
+        )
+    return ds
+
+
+def read_complete(path: str | os.PathLike[str]) -> FileDataset:
+    """Read a whole file (Pixel Data included, kept encoded), refusing truncated input.
+
+    pydicom stops quietly at the end of a file, so a file cut short inside a value (even
+    inside Pixel Data) reads as a shorter dataset. Writers that copy a file (anonymize,
+    export) must refuse that instead of writing a damaged copy; this reader checks every
+    declared length against what was read, and the header the way :func:`read_header`
+    does (deflated files go through its inflation cap first).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+
+    Returns
+    -------
+    pydicom.dataset.FileDataset
+        The complete dataset.
+
+    Raises
+    ------
+    DicomReadError
+        As :func:`read_header`, plus ``truncated`` when a value is shorter than its
+        declared length.
+    """
+    fspath = os.fspath(path)
+    try:
+        fh = open(fspath, "rb", opener=_open_nonblocking)  # noqa: SIM115 - closed below
+    except PermissionError as exc:
+        raise DicomReadError(
+            fspath, f"permission denied ({exc.strerror})", kind="unreadable"
+        ) from exc
+    except IsADirectoryError:
+        raise DicomReadError(fspath, "is a directory", kind="unreadable") from None
+    except OSError as exc:
+        raise DicomReadError(fspath, f"cannot open: {exc.strerror}", kind="unreadable") from exc
+    with fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise DicomReadError(
+                fspath, "not a regular file (a FIFO, socket or device)", kind="unreadable"
+            )
+        size = st.st_size
+        if size == 0:
+            raise DicomReadError(fspath, "empty file (0 bytes)", kind="empty")
+        head = fh.read(132)
+        style = sniff_dicom(head)
+        if style is None:
+            raise DicomReadError(fspath, _why_not_dicom(head), kind="not_dicom")
+        if style == "part10" and b"1.2.840.10008.1.2.1.99" in fh.read(512):
+            read_header(fspath)  # the inflation cap and its checks, before pydicom inflates
+        fh.seek(0)
+        try:
+            ds = pydicom.dcmread(fh, force=(style == "raw"))
+        except RecursionError:
+            raise DicomReadError(fspath, "sequences nested too deeply", kind="too_deep") from None
+        except MemoryError:
+            raise DicomReadError(fspath, "a value is too large to load", kind="invalid") from None
+        except (InvalidDicomError, EOFError, struct.error) as exc:
+            raise DicomReadError(fspath, f"malformed DICOM: {exc}", kind="truncated") from exc
+        except Exception as exc:  # pydicom raises many types on malformed input
+            raise DicomReadError(
+                fspath, f"malformed DICOM: {type(exc).__name__}: {exc}", kind="invalid"
+            ) from exc
+    _check_lengths(ds, fspath, size)
+    _check_trailing(ds, fspath, size)
     if "SOPInstanceUID" not in ds and not is_dicomdir(ds):
         raise DicomReadError(
             fspath,

@@ -85,6 +85,8 @@ class Database:
     idle_release : float, optional
         Seconds a connection stays open after its last use, so that bursts of calls do
         not reopen the file each time; 0 closes at once. In-memory databases stay open.
+    schema : {"sql", "sql_private"}, optional
+        The schema to migrate to: the workspace's, or the anonymization mapping's.
 
     Examples
     --------
@@ -101,9 +103,11 @@ class Database:
         read_only: bool = False,
         lock_timeout: float = 30.0,
         idle_release: float = 0.25,
+        schema: str = "sql",
     ) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else None
         self.read_only = read_only
+        self.schema = schema
         self.lock_timeout = lock_timeout
         self.idle_release = idle_release if self.path is not None else 0.0
         key = str(self.path) if self.path is not None else f":memory:{id(self)}"
@@ -277,7 +281,7 @@ class Database:
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
-            migrate(con)
+            migrate(con, self.schema)
         except duckdb.Error as exc:
             raise StoreError(f"migrating {self!r} failed: {exc}") from exc
         self._migrated = True

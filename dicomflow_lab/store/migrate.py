@@ -1,7 +1,10 @@
-"""Ordered, append-only schema migrations from ``store/sql/NNNN_name.sql``.
+"""Ordered, append-only schema migrations from ``store/<schema>/NNNN_name.sql``.
 
 Each file is applied once, in order, inside a transaction, and recorded in
 ``schema_migrations``. Never edit a released migration: add the next number.
+Two schemas exist: ``sql`` (the workspace database) and ``sql_private`` (the
+anonymization mapping and audit, a separate file so that a workspace can be shared
+without it).
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ class Migration:
     sql: str
 
 
-def migrations() -> list[Migration]:
-    """Return the packaged migrations in order.
+def migrations(schema: str = "sql") -> list[Migration]:
+    """Return the packaged migrations of a schema, in order.
+
+    Parameters
+    ----------
+    schema : {"sql", "sql_private"}
+        The folder of ``dicomflow_lab/store`` holding the schema's SQL files.
 
     Returns
     -------
@@ -38,24 +46,26 @@ def migrations() -> list[Migration]:
         Sorted by version; versions are unique.
     """
     found: list[Migration] = []
-    for entry in resources.files("dicomflow_lab.store").joinpath("sql").iterdir():
+    for entry in resources.files("dicomflow_lab.store").joinpath(schema).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration numbers in store/sql: {versions}")
+        raise RuntimeError(f"duplicate migration numbers in store/{schema}: {versions}")
     return found
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+def migrate(con: duckdb.DuckDBPyConnection, schema: str = "sql") -> list[int]:
     """Apply every migration that the database has not recorded yet.
 
     Parameters
     ----------
     con : duckdb.DuckDBPyConnection
         An open, writable connection.
+    schema : {"sql", "sql_private"}
+        Which schema the database holds.
 
     Returns
     -------
@@ -69,7 +79,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     )
     done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied: list[int] = []
-    for step in migrations():
+    for step in migrations(schema):
         if step.version in done:
             continue
         con.execute("BEGIN TRANSACTION")

@@ -269,3 +269,12 @@ def test_top_level_must_be_object(tmp_path):
     path.write_text("[]")
     with pytest.raises(TemplateError, match=r"expected a JSON object at the top level"):
         load_template(path)
+
+
+def test_burned_in_policy_defaults_to_quarantine_and_round_trips():
+    assert load_template("basic").burned_in == "quarantine"
+    t = template_from_dict({"name": "reviewed", "options": [], "burned_in": "warn"})
+    assert t.burned_in == "warn"
+    assert template_from_dict(t.to_dict()).burned_in == "warn"
+    with pytest.raises(TemplateError, match=r"burned_in.*'quarantine'.*'warn'"):
+        template_from_dict({"name": "x", "options": [], "burned_in": "ignore"})

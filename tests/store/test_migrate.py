@@ -52,6 +52,61 @@ EXPECTED = {
         "backup_path": "VARCHAR",
         "undone_at": "TIMESTAMP",
     },
+    "anonymization_runs": {
+        "run_id": "VARCHAR",
+        "started_at": "TIMESTAMP",
+        "finished_at": "TIMESTAMP",
+        "status": "VARCHAR",
+        "template_name": "VARCHAR",
+        "template_json": "JSON",
+        "key_fingerprint": "VARCHAR",
+        "out_dir": "VARCHAR",
+        "files_in": "INTEGER",
+        "written": "INTEGER",
+        "quarantined": "INTEGER",
+        "skipped": "INTEGER",
+        "failed": "INTEGER",
+        "verified": "BOOLEAN",
+        "residual_rows": "INTEGER",
+        "seconds": "DOUBLE",
+        "tool_version": "VARCHAR",
+    },
+}
+
+# The anonymization mapping database (store/sql_private): a file of its own.
+EXPECTED_PRIVATE = {
+    "anonymization_files": {
+        "run_id": "VARCHAR",
+        "file_path": "VARCHAR",
+        "out_file": "VARCHAR",
+        "status": "VARCHAR",
+        "reason": "VARCHAR",
+        "SOPInstanceUID": "VARCHAR",
+        "SeriesInstanceUID": "VARCHAR",
+        "StudyInstanceUID": "VARCHAR",
+        "actions": "JSON",
+        "warnings": "VARCHAR[]",
+        "pixel_rule": "VARCHAR",
+    },
+    "uid_map": {"run_id": "VARCHAR", "original_uid": "VARCHAR", "new_uid": "VARCHAR"},
+    "patient_map": {
+        "run_id": "VARCHAR",
+        "original_patient_id": "VARCHAR",
+        "new_patient_id": "VARCHAR",
+        "date_offset_days": "INTEGER",
+    },
+    "anonymization_audit": {
+        "run_id": "VARCHAR",
+        "file_path": "VARCHAR",
+        "path": "VARCHAR",
+        "tag": "VARCHAR",
+        "keyword": "VARCHAR",
+        "vr": "VARCHAR",
+        "action": "VARCHAR",
+        "rule": "VARCHAR",
+        "old_hash": "VARCHAR",
+    },
+    "schema_migrations": {"version": "INTEGER", "name": "VARCHAR", "applied_at": "TIMESTAMP"},
 }
 
 # The typed DICOM columns of `instances`, spelled out independently of the code, so that a
@@ -103,6 +158,21 @@ def test_blank_database_gets_every_table_with_exact_columns(con):
     assert applied == [m.version for m in migrations()]
     for table, expected in EXPECTED.items():
         assert _columns(con, table) == expected, table
+
+
+def test_private_schema_is_separate_with_exact_columns(con):
+    applied = migrate(con, "sql_private")
+    assert applied == [m.version for m in migrations("sql_private")] == [1]
+    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    assert tables == set(EXPECTED_PRIVATE)
+    for table, expected in EXPECTED_PRIVATE.items():
+        assert _columns(con, table) == expected, table
+
+
+def test_workspace_schema_holds_no_mapping_table(con):
+    migrate(con)
+    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    assert not tables & {"uid_map", "patient_map", "anonymization_audit", "anonymization_files"}
 
 
 def test_typed_instance_columns_match_the_hand_written_list(con):

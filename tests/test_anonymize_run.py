@@ -1,0 +1,231 @@
+"""Workspace.anonymize: output, determinism across processes, store, mapping, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+import pytest
+
+from dicomflow_lab.core.sample import write_sample_study
+from dicomflow_lab.errors import AnonymizationError
+from dicomflow_lab.workspace import Workspace
+
+KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("orig") / "study"
+    return write_sample_study(folder, seed=3, ct_slices=12, ct_size=64, mr_slices=6, mr_size=64)
+
+
+def _checksums(files) -> dict[str, str]:
+    return {str(f): hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.dcm"))}
+
+
+def test_anonymize_writes_indexes_and_records(study, tmp_path):
+    before = _checksums(study.files)
+    out = tmp_path / "anon"
+    with Workspace(tmp_path / "ws") as ws:
+        report = ws.anonymize(study.path, out, key=KEY, workers=2, progress=False, verify=True)
+        assert report.status == "done"
+        assert report.written == len(study.files) == len(report.df)
+        assert report.failed == 0 and report.quarantined == 0
+        # one file per instance, named by the new UIDs only
+        outputs = sorted(out.rglob("*.dcm"))
+        assert len(outputs) == len(study.files)
+        for row in report.df.itertuples():
+            assert Path(row.out_file) == out / row.StudyInstanceUID / row.SeriesInstanceUID / (
+                row.SOPInstanceUID + ".dcm"
+            )
+            assert row.StudyInstanceUID != study.StudyInstanceUID
+            assert row.StudyInstanceUID.startswith("2.25.")
+        # originals untouched
+        assert _checksums(study.files) == before
+        # the output is a new indexed source
+        indexed = ws.sql(
+            "SELECT count(*) AS n FROM instances WHERE starts_with(file_path, ?)", [str(out)]
+        )
+        assert indexed["n"].iloc[0] == len(study.files)
+        assert (ws.instances()["PatientID"] != study.PatientID).all()
+        # the verification pass found nothing
+        assert report.verified is True
+        run = ws.anonymization_runs().iloc[0]
+        assert run["run_id"] == report.run_id
+        assert run["status"] == "done" and bool(run["verified"]) and run["residual_rows"] == 0
+        assert run["written"] == len(study.files)
+        assert run["key_fingerprint"] == report.key_fingerprint != KEY
+        # the mapping needs the key
+        with pytest.raises(AnonymizationError, match="not the key"):
+            ws.anonymization_map(report.run_id, key="another key")
+        mapping = ws.anonymization_map(report.run_id, key=KEY)
+        uid = mapping[mapping["kind"] == "uid"].set_index("original")["new"]
+        assert uid[study.StudyInstanceUID] == report.df["StudyInstanceUID"].iloc[0]
+        pat = mapping[mapping["kind"] == "patient"]
+        assert pat["original"].tolist() == [study.PatientID]
+        new_id = pydicom.dcmread(outputs[0]).PatientID
+        assert pat["new"].tolist() == [new_id]
+        # audit: one row per attribute acted on, hashes only
+        audit = ws.anonymization_audit(report.run_id)
+        assert len(audit) > len(study.files)
+        assert audit["old_hash"].dropna().str.fullmatch(r"[0-9a-f]{16}").all()
+        assert set(audit["action"]) <= {
+            "X",
+            "Z",
+            "D",
+            "U",
+            "K",
+            "C",
+            "keep",
+            "replace",
+            "remove",
+            "hash",
+        }
+
+
+def test_mapping_and_audit_are_kept_apart_from_the_workspace(study, tmp_path):
+    with Workspace(tmp_path / "ws") as ws:
+        ws.anonymize(study.path, tmp_path / "anon", key=KEY, workers=1, progress=False)
+    main = tmp_path / "ws" / "workspace.duckdb"
+    private = tmp_path / "ws" / "anonymization.duckdb"
+    assert private.exists()
+    # everything in the shareable database, as text: no original UID, name, ID or key
+    import duckdb
+
+    con = duckdb.connect(str(main), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+        text = ""
+        for table in tables:
+            text += con.execute(f"SELECT * FROM {table}").df().to_csv()
+    finally:
+        con.close()
+    name = study.PatientName.split("^")[0]
+    for secret in (study.StudyInstanceUID, study.PatientID, name, KEY):
+        assert secret not in text, f"{secret!r} leaked into the shareable workspace"
+    con = duckdb.connect(str(private), read_only=True)
+    try:
+        originals = {r[0] for r in con.execute("SELECT original_uid FROM uid_map").fetchall()}
+    finally:
+        con.close()
+    assert study.StudyInstanceUID in originals
+
+
+def test_same_key_is_byte_identical_across_processes(study, tmp_path):
+    with Workspace(ephemeral=True) as ws:
+        ws.anonymize(study.path, tmp_path / "a", key=KEY, workers=1, progress=False, index=False)
+        ws.anonymize(study.path, tmp_path / "b", key=KEY, workers=2, progress=False, index=False)
+        ws.anonymize(
+            study.path, tmp_path / "c", key="other", workers=1, progress=False, index=False
+        )
+    a, b, c = (_tree(tmp_path / n) for n in "abc")
+    assert a == b and len(a) == len(study.files)
+    assert not set(a) & set(c), "another key must give other UIDs"
+
+
+def test_existing_output_with_other_content_is_refused(study, tmp_path):
+    out = tmp_path / "anon"
+    with Workspace(ephemeral=True) as ws:
+        first = ws.anonymize(study.path, out, key=KEY, workers=1, progress=False, index=False)
+        again = ws.anonymize(study.path, out, key=KEY, workers=1, progress=False, index=False)
+        assert again.written == first.written  # identical bytes: fine
+        other = ws.anonymize(
+            study.path, out, key=KEY, template="research", workers=1, progress=False, index=False
+        )
+        assert other.failed == len(study.files)
+        assert other.df["reason"].str.contains("overwrite=True").all()
+        forced = ws.anonymize(
+            study.path,
+            out,
+            key=KEY,
+            template="research",
+            workers=1,
+            progress=False,
+            index=False,
+            overwrite=True,
+        )
+        assert forced.written == len(study.files)
+
+
+def test_bad_files_become_report_rows(study, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = study.files[0]
+    (folder / "good.dcm").write_bytes(good.read_bytes())
+    (folder / "notes.txt").write_text("not dicom")
+    broken = good.read_bytes()[:400]  # DICM marker, then the header cut short
+    (folder / "broken.dcm").write_bytes(broken)
+    with Workspace(ephemeral=True) as ws:
+        report = ws.anonymize(folder, tmp_path / "anon", key=KEY, workers=1, progress=False)
+    by_name = report.df.assign(name=report.df["file"].map(lambda f: Path(f).name))
+    by_name = by_name.set_index("name")
+    assert by_name.loc["good.dcm", "status"] == "written"
+    assert by_name.loc["notes.txt", "status"] == "skipped"
+    assert by_name.loc["broken.dcm", "status"] == "failed"
+    assert "broken.dcm" in by_name.loc["broken.dcm", "reason"]
+
+
+def test_key_is_required(study):
+    with Workspace(ephemeral=True) as ws, pytest.raises(AnonymizationError, match="key="):
+        ws.anonymize(study.path, key=None, progress=False)
+
+
+def test_cancel_stops_between_chunks_and_reports_what_was_written(study, tmp_path):
+    cancel = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def on_progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        cancel.set()
+
+    with Workspace(ephemeral=True) as ws:
+        report = ws.anonymize(
+            study.path,
+            tmp_path / "anon",
+            key=KEY,
+            workers=1,
+            progress=False,
+            cancel=cancel,
+            on_progress=on_progress,
+            index=False,
+        )
+        assert report.status == "cancelled"
+        assert 0 < report.written < len(study.files)
+        assert seen and seen[0][1] == len(study.files)
+        written = report.df[report.df["status"] == "written"]["out_file"]
+        assert all(Path(p).exists() for p in written)
+        assert len(list((tmp_path / "anon").rglob("*.dcm"))) == report.written
+        assert ws.anonymization_runs()["status"].iloc[0] == "cancelled"
+
+
+def test_patient_map_table_is_used(study, tmp_path):
+    table = pd.DataFrame(
+        {
+            "PatientID": [study.PatientID],
+            "new_PatientID": ["SUBJ-007"],
+            "new_PatientName": ["Subject^007"],
+        }
+    )
+    csv = tmp_path / "map.csv"
+    table.to_csv(csv, index=False)
+    with Workspace(ephemeral=True) as ws:
+        report = ws.anonymize(
+            study.files[:2],
+            tmp_path / "anon",
+            key=KEY,
+            patient_map=csv,
+            workers=1,
+            progress=False,
+            index=False,
+        )
+    ds = pydicom.dcmread(report.df["out_file"].iloc[0])
+    assert ds.PatientID == "SUBJ-007"
+    assert str(ds.PatientName) == "Subject^007"
