@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab._anonymize_run import AnonymizationReport
     from dicomflow_lab.editor import TagEditor
     from dicomflow_lab.study import Study, StudyList, open
+    from dicomflow_lab.widgets.anonymize_panel import AnonymizePanel
     from dicomflow_lab.workspace import IndexReport, Workspace
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnonymizationError",
     "AnonymizationReport",
+    "AnonymizePanel",
     "DicomReadError",
     "DicomflowError",
     "EditError",
@@ -65,6 +67,7 @@ _LAZY = {
     "IndexReport": ("dicomflow_lab.workspace", "IndexReport"),
     "Workspace": ("dicomflow_lab.workspace", "Workspace"),
     "TagEditor": ("dicomflow_lab.editor", "TagEditor"),
+    "AnonymizePanel": ("dicomflow_lab.widgets.anonymize_panel", "AnonymizePanel"),
 }
 
 

@@ -73,7 +73,9 @@ class AnonymizationReport:
     df : pandas.DataFrame
         One row per input file: ``file`` (original), ``out_file``, ``status`` (written,
         quarantined, skipped, failed), ``reason``, the new Study/Series/SOP Instance UIDs,
-        a count per action (X Z D U K C and the overrides keep/replace/remove/hash),
+        a count per action (X Z D U K C and the overrides keep/replace/remove/hash;
+        K counts attributes of the table kept by an option — elements the table does not
+        list are kept without a count, see ``Anonymizer.preview`` for every element),
         ``warnings`` and ``pixel_rule``.
     verification : pandas.DataFrame or None
         The residual table of :func:`dicomflow_lab.anonymize.verify` (empty = clean), or
@@ -532,7 +534,7 @@ def run(
     cancel: threading.Event | None,
     on_progress: Callable[[int, int], None] | None,
     overwrite: bool,
-    index: bool,
+    index: bool | None,
 ) -> AnonymizationReport:
     """Do :meth:`Workspace.anonymize`; see there for the parameters."""
     from dicomflow_lab import __version__
@@ -598,6 +600,8 @@ def run(
         key_fingerprint=fingerprint(secret),
     )
     written = df[df["status"] == "written"]
+    if index is None:
+        index = tmpl.uids.remap
     if index and len(written):
         report.index_report = ws.index(out_dir, progress=False)
     if verify:

@@ -531,7 +531,7 @@ class Workspace:
         cancel: Any = None,
         on_progress: Any = None,
         overwrite: bool = False,
-        index: bool = True,
+        index: bool | None = None,
     ) -> Any:
         """De-identify files per DICOM PS3.15 into a new folder; originals are not touched.
 
@@ -569,7 +569,9 @@ class Workspace:
         overwrite : bool, optional
             Replace an output file that exists with other content (default: refuse).
         index : bool, optional
-            Index the output folder into this workspace as a new source (default True).
+            Index the output folder into this workspace as a new source. Default: yes,
+            unless the template retains UIDs (the copies would then share their study and
+            series UIDs with the originals in this workspace's views).
 
         Returns
         -------
@@ -600,6 +602,29 @@ class Workspace:
             overwrite=overwrite,
             index=index,
         )
+
+    def anonymize_panel(
+        self, selection: Any = None, *, template: Any = "basic", show_phi: bool | None = None
+    ) -> Any:
+        """Open the anonymization panel on this workspace (selection, template, key, preview, run).
+
+        Parameters
+        ----------
+        selection : optional
+            A query result (DataFrame with ``file_path``), a Study, files or a UID; default
+            the first study (every study and series can be chosen in the panel).
+        template : str, os.PathLike or Template, optional
+            The starting template.
+        show_phi : bool, optional
+            Label the choices with patient values (default: the ``display.show_phi`` setting).
+
+        Returns
+        -------
+        dicomflow_lab.widgets.anonymize_panel.AnonymizePanel
+        """
+        from dicomflow_lab.widgets.anonymize_panel import AnonymizePanel
+
+        return AnonymizePanel(self, selection, template=template, show_phi=show_phi)
 
     def anonymization_runs(self) -> pd.DataFrame:
         """Return the anonymization runs, newest first (no patient data, no keys)."""

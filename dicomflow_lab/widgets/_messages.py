@@ -47,7 +47,8 @@ its Overlay Origin)::
 
 Each widget declares its own request kinds (``BaseWidget._request_kinds``, a mapping of
 kind to :class:`Field` rules; :data:`VIEWER_KINDS` above is the viewer's and the default).
-The tag editor's are in :mod:`dicomflow_lab.widgets.tag_editor`.
+The tag editor's are in :mod:`dicomflow_lab.widgets.tag_editor`; the anonymization
+panel's are :data:`ANONYMIZE_KINDS` below.
 
 The display pipeline the browser applies is :mod:`dicomflow_lab.core.voi`'s, in PS3.3
 order: stored → modality (table or slope/intercept) → VOI (window function, or VOI LUT
@@ -63,6 +64,8 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "ANONYMIZE_KINDS",
+    "ANONYMIZE_PAGE_LIMIT",
     "MAX_ID",
     "VIEWER_KINDS",
     "Field",
@@ -191,6 +194,77 @@ VIEWER_KINDS: Kinds = MappingProxyType(
         "thumb": {"series": _SERIES},
         "annotations": {"series": _SERIES, "index": _INDEX},
         "overlay": {"series": _SERIES, "index": _INDEX},
+    }
+)
+
+
+# -- the anonymization panel (widgets/anonymize_panel.py) -------------------------------
+#
+# Selections are named by the opaque keys the kernel listed (``"q"`` for the query result
+# the panel was opened with, ``"st1"`` ... for studies, ``"se1"`` ... for series), never by
+# UID or path. The secret ``key`` only ever travels inside a ``preview`` or ``run``
+# request: it is refused by type and length without being echoed, and never enters a
+# synced trait. Before/after values of a preview are patient data: ``preview_rows`` sends
+# them only when ``values`` is true (the user ticked "show values").
+#
+#   {"kind": "info", "id"}                      → {"default_out", "templates", "options"}
+#   {"kind": "refresh", "id"}                   → {"n_choices"}  (the list in a trait)
+#   {"kind": "select", "id", "selection"}       → {"n_files"}
+#   {"kind": "template", "id", "base", "json"}  → {"template"}  (TemplateError → ok: false)
+#   {"kind": "options", "id", "options"}        → {"template"}
+#   {"kind": "preview", "id", "key", "sample"}  → {"total", "counts", "sample", "n_files", "file"}
+#   {"kind": "preview_rows", "id", "offset", "limit", "query", "values"}
+#                                     → {"rows", "total", "offset"}  (query: never values)
+#   {"kind": "run", "id", "key", "out"}         → {"started", "out"}  (progress in traits;
+#                                     out "": the workspace's files_dir/anon/<run id>)
+#   {"kind": "cancel", "id"}                    → {"cancelled"}
+#   {"kind": "report", "id", "section", "offset", "limit"} → {"rows", "total", "out"}
+
+ANONYMIZE_PAGE_LIMIT = 500
+_ANON_SELECTION = Field(
+    "str",
+    pattern=re.compile(r"q|st[1-9][0-9]{0,5}|se[1-9][0-9]{0,5}"),
+    message='\'selection\' must be a selection key of this panel ("q", "st1", "se1", ...)',
+)
+_ANON_KEY = Field(
+    "str",
+    max_len=1024,
+    message="'key' must be a string of at most 1024 characters",
+)
+_ANON_OFFSET = Field("int", min=0, max=10_000_000)
+_ANON_LIMIT = Field("int", min=1, max=ANONYMIZE_PAGE_LIMIT)
+
+#: The anonymization panel's requests and their field rules (see the comment above).
+ANONYMIZE_KINDS: Kinds = MappingProxyType(
+    {
+        "info": {},
+        "refresh": {},
+        "select": {"selection": _ANON_SELECTION},
+        "template": {
+            "base": Field("str", max_len=128, pattern=re.compile(r"[A-Za-z0-9_.+-]+")),
+            "json": Field("str", required=False, default="", max_len=1_000_000),
+        },
+        "options": {"options": Field("str_list", max_items=10, max_len=64)},
+        "preview": {
+            "key": _ANON_KEY,
+            "sample": Field("int", required=False, default=0, min=0, max=10_000_000),
+        },
+        "preview_rows": {
+            "offset": _ANON_OFFSET,
+            "limit": _ANON_LIMIT,
+            "query": Field("str", required=False, default="", max_len=256),
+            "values": Field("bool", required=False, default=False),
+        },
+        "run": {
+            "key": _ANON_KEY,
+            "out": Field("str", required=False, default="", max_len=4096),
+        },
+        "cancel": {},
+        "report": {
+            "section": Field("str", choices=("quarantined", "failed", "warnings", "residual")),
+            "offset": Field("int", required=False, default=0, min=0, max=10_000_000),
+            "limit": Field("int", required=False, default=100, min=1, max=ANONYMIZE_PAGE_LIMIT),
+        },
     }
 )
 
