@@ -54,6 +54,7 @@ from pydicom.uid import (
 from .._fsutil import atomic_writer
 from ..errors import AnonymizationError
 from ._encode import encode, encode_sequence, new_element, write_part10
+from ._identity import FREE_TEXT_VRS, mask_element, patient_pattern
 from ._results import (
     BINARY_VRS,
     DUMMY_TEXT,
@@ -121,6 +122,7 @@ class _State:
 
     __slots__ = (
         "cleaner",
+        "identity",
         "implicit",
         "little",
         "offset",
@@ -141,6 +143,7 @@ class _State:
         self.uid_map: dict[str, str] = {}
         self.offset: int | None = None
         self.cleaner: Cleaner | None = None
+        self.identity = patient_pattern(src)
         self.implicit, self.little = src.original_encoding
 
 
@@ -684,7 +687,24 @@ class Anonymizer:
             self._record(st, prefix, tag, vr, code, rule, raw)
             return
         if code == "K" and not plan.in_table and mode is None and vr not in ("SQ", "UI", "UN"):
-            # the bulk of an image header: not in the table, kept as read
+            # the bulk of an image header: not in the table, kept as read - except the
+            # patient's own name and IDs typed into free text (see _identity)
+            if vr in FREE_TEXT_VRS and st.identity is not None and raw.value:
+                masked = mask_element(raw, st.identity)
+                if masked is not None:
+                    odict[tag] = masked
+                    self._record(
+                        st,
+                        prefix,
+                        tag,
+                        vr,
+                        "C",
+                        "not-in-table:patient-identity-masked",
+                        raw,
+                        odict,
+                        tag,
+                    )
+                    return
             odict[tag] = raw if is_raw else copy.copy(raw)
             if st.record_values:
                 self._record(st, prefix, tag, vr, "K", rule, raw, odict, tag)
