@@ -229,3 +229,67 @@ def test_patient_map_table_is_used(study, tmp_path):
     ds = pydicom.dcmread(report.df["out_file"].iloc[0])
     assert ds.PatientID == "SUBJ-007"
     assert str(ds.PatientName) == "Subject^007"
+
+
+def test_deid_data_fake_phi_through_the_workspace_verifies_clean(tmp_path):
+    """deid-data's humans, cookies and animals (reviewed pixels: burned_in 'warn')."""
+    import deid_data
+
+    from dicomflow_lab.anonymize import template_from_dict
+
+    root = Path(deid_data.__file__).parent / "data"
+    files = sorted(
+        f for sub in ("humans", "dicom-cookies", "animals") for f in (root / sub).glob("*.dcm")
+    )
+    reviewed = template_from_dict({"name": "reviewed", "options": [], "burned_in": "warn"})
+    with Workspace(ephemeral=True) as ws:
+        held = ws.anonymize(files, tmp_path / "basic", key=KEY, workers=1, progress=False)
+        report = ws.anonymize(
+            files,
+            tmp_path / "reviewed",
+            template=reviewed,
+            key=KEY,
+            workers=2,
+            progress=False,
+            verify=True,
+        )
+    # secondary captures without Burned In Annotation are held back by default ...
+    assert held.quarantined >= 1
+    assert (
+        held.df.loc[held.df["status"] == "quarantined", "reason"]
+        .str.contains("burned", case=False)
+        .all()
+    )
+    # ... and written, with a warning, once the template says the pixels were reviewed
+    assert report.written == len(files) == 10
+    assert report.df["warnings"].str.contains("without pixel cleaning").sum() == held.quarantined
+    assert report.verified is True, report.verification.to_string()
+
+
+def test_ultrasounds_are_cleaned_by_the_example_pixel_rules(tmp_path):
+    import deid_data
+    import numpy as np
+
+    import dicomflow_lab.anonymize as anonymize_pkg
+    from dicomflow_lab.anonymize import load_template, match_rule
+
+    us = Path(deid_data.__file__).parent / "data" / "ultrasounds"
+    files = [us / "GREYSCALE_IMAGE.dcm", us / "RGB_IMAGE.dcm"]
+    example = Path(anonymize_pkg.__file__).parent / "data" / "pixel-rules-example.json"
+    rules = load_template(example)
+    with Workspace(ephemeral=True) as ws:
+        held = ws.anonymize(files, tmp_path / "a", key=KEY, workers=1, progress=False)
+        report = ws.anonymize(
+            files, tmp_path / "b", template=rules, key=KEY, workers=1, progress=False, verify=True
+        )
+    assert held.quarantined == 2 and held.written == 0
+    assert report.written == 2 and report.verified is True
+    for row in report.df.itertuples():
+        original = pydicom.dcmread(row.file).pixel_array
+        cleaned = pydicom.dcmread(row.out_file).pixel_array
+        rule = match_rule(rules.pixel_rules, pydicom.dcmread(row.file, stop_before_pixels=True))
+        inside = np.zeros(original.shape[:2], bool)
+        for rect in rule.rectangles:
+            inside[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = True
+        assert (cleaned[inside] == 0).all()
+        assert np.array_equal(cleaned[~inside], original[~inside])
