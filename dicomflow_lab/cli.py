@@ -1,4 +1,4 @@
-"""The ``dicomflow-lab`` command: index, info, sql, sample and lab.
+"""The ``dicomflow-lab`` command: index, info, sql, anonymize, sample and lab.
 
 Written like pynetdicom's apps (``_setup_argparser()`` and ``main(args=None)``) so that
 tests call :func:`main` in-process.
@@ -45,6 +45,27 @@ def _setup_argparser() -> argparse.ArgumentParser:
     p.add_argument("query", metavar="SQL")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.add_argument("--max-rows", type=int, default=100, help="rows to print (table only)")
+
+    p = sub.add_parser(
+        "anonymize",
+        help="de-identify files (PS3.15) into a new folder",
+        description=(
+            "De-identify a file, folder, DICOMDIR or indexed Study/Series UID into OUT. The key "
+            "is read from the environment variable named by --key-env (default "
+            "DICOMFLOW_ANON_KEY) or from --key-file, never from the command line (where "
+            "other users could see it in the process list)."
+        ),
+    )
+    p.add_argument("selection", metavar="SOURCE")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--template", "-t", default="basic", help="built-in name or JSON file")
+    p.add_argument("--key-env", default="DICOMFLOW_ANON_KEY", metavar="NAME")
+    p.add_argument("--key-file", default=None, metavar="FILE")
+    p.add_argument("--patient-map", default=None, metavar="CSV")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--verify", action="store_true", help="run the independent verification")
+    p.add_argument("--overwrite", action="store_true", help="replace differing output files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="write the deterministic sample study")
     p.add_argument("path", nargs="?", default=None, metavar="DIR")
@@ -138,6 +159,46 @@ def _cmd_sql(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _anonymization_key(ns: argparse.Namespace) -> str:
+    from dicomflow_lab.errors import AnonymizationError
+
+    if ns.key_file:
+        key = Path(ns.key_file).read_text("utf-8").strip()
+    else:
+        key = os.environ.get(ns.key_env, "")
+    if not key:
+        where = f"the file {ns.key_file}" if ns.key_file else f"${ns.key_env}"
+        raise AnonymizationError(
+            f"no key in {where}: set it (e.g. export {ns.key_env}=$(python -c "
+            "'import dicomflow_lab as d; print(d.anonymize.new_key())')) and keep it safe"
+        )
+    return key
+
+
+def _cmd_anonymize(ns: argparse.Namespace) -> int:
+    with _workspace(ns) as ws:
+        report = ws.anonymize(
+            ns.selection,
+            ns.out,
+            template=ns.template,
+            key=_anonymization_key(ns),
+            patient_map=ns.patient_map,
+            workers=ns.workers,
+            verify=ns.verify,
+            progress=not ns.no_progress,
+            overwrite=ns.overwrite,
+        )
+        print(report.summary())
+        problems = report.df[report.df["status"].isin(["quarantined", "failed"])]
+        for row in problems.itertuples():
+            print(f"  [{row.status}] {row.file}: {row.reason}")
+        if report.verification is not None and not report.verification.empty:
+            for row in report.verification.itertuples():
+                print(f"  [residual {row.check}] {row.file} {row.location}: {row.detail}")
+            return 1
+    return 1 if report.failed else 0
+
+
 def _cmd_sample(ns: argparse.Namespace) -> int:
     from dicomflow_lab import data
 
@@ -187,6 +248,7 @@ def _cmd_lab(ns: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
+    "anonymize": _cmd_anonymize,
     "index": _cmd_index,
     "info": _cmd_info,
     "sql": _cmd_sql,

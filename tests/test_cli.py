@@ -62,3 +62,40 @@ def test_bad_sql_fails_with_a_message(tmp_path, capsys):
 def test_lab_refuses_a_folder_without_the_notebook(tmp_path, capsys):
     assert main(["lab", "--notebook-dir", str(tmp_path)]) == 1
     assert "no quickstart.ipynb" in capsys.readouterr().err
+
+
+def test_anonymize_reads_the_key_from_the_environment_only(
+    series_dir, tmp_path, capsys, monkeypatch
+):
+    ws, out = str(tmp_path / "ws"), tmp_path / "anon"
+    monkeypatch.delenv("DICOMFLOW_ANON_KEY", raising=False)
+    assert main(["-w", ws, "anonymize", str(series_dir), str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "no key in $DICOMFLOW_ANON_KEY" in err and "new_key()" in err
+    assert not out.exists() or not any(out.rglob("*.dcm"))
+
+    monkeypatch.setenv("DICOMFLOW_ANON_KEY", "cli-secret-key")
+    argv = ["-w", ws, "anonymize", str(series_dir), str(out), "--verify", "--no-progress"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "5 written" in text and "0 residual" in text
+    assert "cli-secret-key" not in text
+    assert len(list(out.rglob("*.dcm"))) == 5
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("cli-secret-key\n")
+    monkeypatch.delenv("DICOMFLOW_ANON_KEY")
+    again = tmp_path / "again"
+    argv = [
+        "-w",
+        ws,
+        "anonymize",
+        str(series_dir),
+        str(again),
+        "--key-file",
+        str(key_file),
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    first = sorted(p.relative_to(out) for p in out.rglob("*.dcm"))
+    assert first == sorted(p.relative_to(again) for p in again.rglob("*.dcm"))
