@@ -213,9 +213,10 @@ def _encode(ds: Any) -> bytes:
     return encode(ds)
 
 
-def _one(anz: Any, src: str, out_dir: Path, overwrite: bool, folders: set[Path]) -> dict[str, Any]:
-    from dicomflow_lab._fsutil import atomic_write_bytes
-
+def _one(
+    anz: Any, src: str, out_dir: Path, overwrite: bool, writes: list[tuple[Path, bytes]]
+) -> dict[str, Any]:
+    """Anonymize one file; the bytes to write go to ``writes`` (written by the caller)."""
     row: dict[str, Any] = {"file": src, "out_file": None, "status": "failed", "reason": None}
     try:
         ds = _read(src)
@@ -262,14 +263,20 @@ def _one(anz: Any, src: str, out_dir: Path, overwrite: bool, folders: set[Path])
                 f"{target} exists with other content (an earlier run with another template, "
                 "or two inputs with one SOP Instance UID); pass overwrite=True or another out"
             )
+        earlier = next((d for t, d in writes if t == target), None)
+        if earlier is not None and earlier != data:
+            raise AnonymizationError(
+                f"{target}: another input of this chunk has the same SOP Instance UID with "
+                "other content"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, data, fsync_folder=False)
-        folders.add(target.parent)
+        if earlier is None:
+            writes.append((target, data))
     except (DicomflowError, OSError, ValueError, TypeError, AttributeError) as exc:
         row["reason"] = f"cannot write the output: {exc}"
         return row
     row.update(
-        status="written",
+        status="pending",
         out_file=str(target),
         SOPInstanceUID=str(out.get("SOPInstanceUID", "")),
         SeriesInstanceUID=str(out.get("SeriesInstanceUID", "")),
@@ -309,14 +316,23 @@ def anonymize_chunk(
         One result row per file (see ``FILE_COLUMNS``, plus ``records``, ``uid_map``,
         ``patient`` and ``date_offset_days`` for the private tables).
     """
-    from dicomflow_lab._fsutil import fsync_dir
+    from dicomflow_lab._fsutil import atomic_write_many, fsync_dir
 
     anz = _anonymizer(template_json, key, patient_map)
-    folders: set[Path] = set()
-    rows = [_one(anz, src, Path(out_dir), overwrite, folders) for src in files]
-    for folder in sorted(folders):
+    writes: list[tuple[Path, bytes]] = []
+    rows = [_one(anz, src, Path(out_dir), overwrite, writes) for src in files]
+    # every file of the chunk durable (parallel fsyncs) before any is renamed into place
+    errors = dict(zip((str(t) for t, _ in writes), atomic_write_many(writes), strict=True))
+    for row in rows:
+        if row["status"] != "pending":
+            continue
+        error = errors.get(row["out_file"])
+        if error is None:
+            row["status"] = "written"
+        else:
+            row.update(status="failed", out_file=None, reason=f"cannot write the output: {error}")
+    for folder in sorted({t.parent.parent for t, _ in writes}):
         fsync_dir(folder)
-        fsync_dir(folder.parent)
     return rows
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write_bytes", "atomic_writer", "fsync_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_many", "atomic_writer", "fsync_dir"]
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -83,3 +83,78 @@ def atomic_write_bytes(
     """
     with atomic_writer(path, fsync=fsync, fsync_folder=fsync_folder) as fh:
         fh.write(data)
+
+
+def atomic_write_many(
+    items: list[tuple[Path, bytes]], *, threads: int = 8
+) -> list[Exception | None]:
+    """Write several files atomically, with one round of parallel ``fsync`` calls.
+
+    Every file is written to a temporary file beside its target, all of them are flushed
+    to disk (``fsync`` on a few threads at once, so the file system can group them into
+    fewer journal commits), and only then renamed over their targets; finally each folder
+    is flushed once. A crash leaves each target either as it was or complete.
+
+    Parameters
+    ----------
+    items : list of (pathlib.Path, bytes)
+        Targets and their whole contents; the folders must exist.
+    threads : int, optional
+        ``fsync`` calls in flight at once.
+
+    Returns
+    -------
+    list of (Exception or None)
+        Per item, the error that kept it from being written (its target untouched), or None.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    errors: list[Exception | None] = [None] * len(items)
+    temps: list[tuple[int, str, int]] = []  # (index, temp name, fd)
+    try:
+        for i, (target, data) in enumerate(items):
+            try:
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+                )
+            except OSError as exc:
+                errors[i] = exc
+                continue
+            temps.append((i, tmp, fd))
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                errors[i] = exc
+        live = [(i, tmp, fd) for i, tmp, fd in temps if errors[i] is None]
+        with ThreadPoolExecutor(max(1, min(threads, len(live)))) as pool:
+            results = list(pool.map(_try_fsync, [fd for _, _, fd in live]))
+        for (i, _, _), exc in zip(live, results, strict=True):
+            errors[i] = exc
+    finally:
+        for _, _, fd in temps:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    folders: set[Path] = set()
+    for i, tmp, _ in temps:
+        if errors[i] is None:
+            try:
+                os.replace(tmp, items[i][0])
+                folders.add(items[i][0].parent)
+                continue
+            except OSError as exc:
+                errors[i] = exc
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    for folder in sorted(folders):
+        fsync_dir(folder)
+    return errors
+
+
+def _try_fsync(fd: int) -> Exception | None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    return None
