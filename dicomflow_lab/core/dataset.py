@@ -10,13 +10,14 @@ DICOM JSON model, which stays the format for DICOMweb.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -157,53 +158,11 @@ def read_header(
     """
     opts = options or HeaderReadOptions()
     fspath = os.fspath(path)
-    try:
-        # non-blocking, so that opening a FIFO cannot wait forever for a writer
-        fh = open(fspath, "rb", opener=_open_nonblocking)  # noqa: SIM115 - closed below
-    except PermissionError as exc:
-        raise DicomReadError(
-            fspath, f"permission denied ({exc.strerror})", kind="unreadable"
-        ) from exc
-    except IsADirectoryError:
-        raise DicomReadError(fspath, "is a directory", kind="unreadable") from None
-    except OSError as exc:
-        raise DicomReadError(fspath, f"cannot open: {exc.strerror}", kind="unreadable") from exc
-    with fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise DicomReadError(
-                fspath, "not a regular file (a FIFO, socket or device)", kind="unreadable"
-            )
-        size = st.st_size
-        if size == 0:
-            raise DicomReadError(fspath, "empty file (0 bytes)", kind="empty")
-        head = fh.read(132)
-        style = sniff_dicom(head)
-        if style is None:
-            raise DicomReadError(fspath, _why_not_dicom(head), kind="not_dicom")
-        fh.seek(0)
-        try:
-            ds = _read(fh, fspath, size, style, opts)
-        except DicomReadError:
-            raise
-        except RecursionError:
-            raise DicomReadError(fspath, "sequences nested too deeply", kind="too_deep") from None
-        except MemoryError:
-            raise DicomReadError(fspath, "a value is too large to load", kind="invalid") from None
-        except (InvalidDicomError, EOFError, struct.error) as exc:
-            raise DicomReadError(fspath, f"malformed DICOM: {exc}", kind="truncated") from exc
-        except Exception as exc:  # pydicom raises many types on malformed input
-            raise DicomReadError(
-                fspath, f"malformed DICOM: {type(exc).__name__}: {exc}", kind="invalid"
-            ) from exc
+    fh, size, style = _open_dicom(fspath)
+    with fh, _pydicom_errors(fspath):
+        ds = _read(fh, fspath, size, style, opts)
     _check_lengths(ds, fspath, size)
-    if "SOPInstanceUID" not in ds and not is_dicomdir(ds):
-        raise DicomReadError(
-            fspath,
-            "no SOP Instance UID (0008,0018) and no Media Storage SOP Instance UID: "
-            "the file is truncated or is not a DICOM instance",
-            kind="invalid",
-        )
+    _require_instance(ds, fspath)
     return ds
 
 
@@ -233,8 +192,56 @@ def read_complete(path: str | os.PathLike[str]) -> FileDataset:
         declared length.
     """
     fspath = os.fspath(path)
+    fh, size, style = _open_dicom(fspath)
+    with fh:
+        if style == "part10" and b"1.2.840.10008.1.2.1.99" in fh.read(512):
+            read_header(fspath)  # the inflation cap and its checks, before pydicom inflates
+        fh.seek(0)
+        with _pydicom_errors(fspath):
+            ds = pydicom.dcmread(fh, force=(style == "raw"))
+    _check_lengths(ds, fspath, size)
+    _check_trailing(ds, fspath, size)
+    _require_instance(ds, fspath)
+    return ds
+
+
+@contextlib.contextmanager
+def _pydicom_errors(fspath: str) -> Iterator[None]:
+    """Turn what pydicom raises on malformed input into DicomReadError naming the file."""
     try:
-        fh = open(fspath, "rb", opener=_open_nonblocking)  # noqa: SIM115 - closed below
+        yield
+    except DicomReadError:
+        raise
+    except RecursionError:
+        raise DicomReadError(fspath, "sequences nested too deeply", kind="too_deep") from None
+    except MemoryError:
+        raise DicomReadError(fspath, "a value is too large to load", kind="invalid") from None
+    except (InvalidDicomError, EOFError, struct.error) as exc:
+        raise DicomReadError(fspath, f"malformed DICOM: {exc}", kind="truncated") from exc
+    except Exception as exc:  # pydicom raises many types on malformed input
+        raise DicomReadError(
+            fspath, f"malformed DICOM: {type(exc).__name__}: {exc}", kind="invalid"
+        ) from exc
+
+
+def _require_instance(ds: Dataset, fspath: str) -> None:
+    if "SOPInstanceUID" not in ds and not is_dicomdir(ds):
+        raise DicomReadError(
+            fspath,
+            "no SOP Instance UID (0008,0018) and no Media Storage SOP Instance UID: "
+            "the file is truncated or is not a DICOM instance",
+            kind="invalid",
+        )
+
+
+def _open_dicom(fspath: str) -> tuple[BinaryIO, int, str]:
+    """Open a regular, non-empty file that looks like DICOM; return (file, size, style).
+
+    The file is positioned after the first 132 bytes; the caller closes it.
+    """
+    try:
+        # non-blocking, so that opening a FIFO cannot wait forever for a writer
+        fh = open(fspath, "rb", opener=_open_nonblocking)  # noqa: SIM115 - returned
     except PermissionError as exc:
         raise DicomReadError(
             fspath, f"permission denied ({exc.strerror})", kind="unreadable"
@@ -243,44 +250,22 @@ def read_complete(path: str | os.PathLike[str]) -> FileDataset:
         raise DicomReadError(fspath, "is a directory", kind="unreadable") from None
     except OSError as exc:
         raise DicomReadError(fspath, f"cannot open: {exc.strerror}", kind="unreadable") from exc
-    with fh:
+    try:
         st = os.fstat(fh.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise DicomReadError(
                 fspath, "not a regular file (a FIFO, socket or device)", kind="unreadable"
             )
-        size = st.st_size
-        if size == 0:
+        if st.st_size == 0:
             raise DicomReadError(fspath, "empty file (0 bytes)", kind="empty")
         head = fh.read(132)
         style = sniff_dicom(head)
         if style is None:
             raise DicomReadError(fspath, _why_not_dicom(head), kind="not_dicom")
-        if style == "part10" and b"1.2.840.10008.1.2.1.99" in fh.read(512):
-            read_header(fspath)  # the inflation cap and its checks, before pydicom inflates
-        fh.seek(0)
-        try:
-            ds = pydicom.dcmread(fh, force=(style == "raw"))
-        except RecursionError:
-            raise DicomReadError(fspath, "sequences nested too deeply", kind="too_deep") from None
-        except MemoryError:
-            raise DicomReadError(fspath, "a value is too large to load", kind="invalid") from None
-        except (InvalidDicomError, EOFError, struct.error) as exc:
-            raise DicomReadError(fspath, f"malformed DICOM: {exc}", kind="truncated") from exc
-        except Exception as exc:  # pydicom raises many types on malformed input
-            raise DicomReadError(
-                fspath, f"malformed DICOM: {type(exc).__name__}: {exc}", kind="invalid"
-            ) from exc
-    _check_lengths(ds, fspath, size)
-    _check_trailing(ds, fspath, size)
-    if "SOPInstanceUID" not in ds and not is_dicomdir(ds):
-        raise DicomReadError(
-            fspath,
-            "no SOP Instance UID (0008,0018) and no Media Storage SOP Instance UID: "
-            "the file is truncated or is not a DICOM instance",
-            kind="invalid",
-        )
-    return ds
+    except BaseException:
+        fh.close()
+        raise
+    return fh, st.st_size, style
 
 
 def _open_nonblocking(path: str, flags: int) -> int:

@@ -287,3 +287,30 @@ def test_value_multiplicity_keeps_empty_parts() -> None:
     d = header_to_dict(pydicom.dcmread(raw))
     assert d["ImageType"] == ["ORIGINAL", None, "AXIAL"]
     assert header_to_dict(ds)["ImageType"] == ["ORIGINAL", None, "AXIAL"]
+
+
+def test_read_complete_refuses_files_cut_anywhere(tmp_path):
+    """pydicom reads a cut file quietly; read_complete names the file and the cut."""
+    import pytest as _pytest
+
+    from dicomflow_lab.core.dataset import read_complete
+    from dicomflow_lab.data import testfile
+    from dicomflow_lab.errors import DicomReadError
+
+    data = open(testfile("CT_small.dcm"), "rb").read()  # noqa: SIM115 - tiny test read
+    whole = tmp_path / "whole.dcm"
+    whole.write_bytes(data)
+    ds = read_complete(whole)
+    assert len(ds.PixelData) == ds.Rows * ds.Columns * 2
+    for cut in (400, 1000, 2000, len(data) - 100):
+        part = tmp_path / f"cut{cut}.dcm"
+        part.write_bytes(data[:cut])
+        with _pytest.raises(DicomReadError) as err:
+            read_complete(part)
+        assert err.value.kind in ("truncated", "invalid")
+        assert str(part) in str(err.value)
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"hello")
+    with _pytest.raises(DicomReadError) as err:
+        read_complete(junk)
+    assert err.value.kind == "not_dicom"
