@@ -114,7 +114,6 @@ MEMORY_PROBE = textwrap.dedent("""
 """)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1500, help="CT slices in the corpus")

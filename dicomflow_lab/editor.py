@@ -22,8 +22,15 @@ Writing rules (issue 4):
   every other case (file meta or character set changed, group lengths, big endian,
   deflate) is a full pydicom write. Both give the same dataset (tested).
 - Group length elements (gggg,0000) are retired; a full pydicom write drops them.
-- Batches run on threads (I/O overlaps with parsing) and, from 500 files on a multi-core
-  machine, on the package's worker processes. The run stops at the first refused file;
+- The usual batch edit (set / add / delete of standard top-level elements) does not
+  parse files with pydicom at all: a ``struct`` walk of the top-level elements finds
+  them, the values are validated by the same code on the raw elements pydicom would
+  decode, and pydicom encodes the new elements
+  (:mod:`dicomflow_lab.core._write_fast`; same bytes as the pydicom path, tested).
+- Files are written in chunks: every temporary file of a chunk is written, then all are
+  made durable (an ``fsync`` of each, several at once), then renamed, then their
+  folders flushed. From 500 files on a multi-core machine, chunks run on the package's
+  worker processes. A refused file stops its chunk (and, in this process, the run);
   files already written are journaled, so ``ws.undo(run_id)`` reverts them.
 - With a workspace, written files are indexed and each change goes to the ``edits``
   journal; :meth:`Workspace.undo` (or :func:`undo`) restores from it.
@@ -31,13 +38,14 @@ Writing rules (issue 4):
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +61,6 @@ from dicomflow_lab._edit_journal import (
     resolve_selection,
     undo,
 )
-from dicomflow_lab._fsutil import fsync_dir
 from dicomflow_lab.core import _write
 from dicomflow_lab.core._write import read_for_edit, write_dataset
 from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids, validate
@@ -68,8 +75,8 @@ __all__ = ["BatchEdit", "EditReport", "TagEditor", "UndoReport", "resolve_select
 
 logger = logging.getLogger(__name__)
 
-_WORKERS = 4
 _PROCESS_FROM = 500
+_CHUNK = 64  # files made durable together before their renames
 
 PREVIEW_COLUMNS = ["file", "path", "keyword", "op", "old", "new"]
 
@@ -402,11 +409,12 @@ class BatchEdit(_EditVerbs):
         progress : bool, optional
             Show a progress bar.
         workers : int, optional
-            Threads reading, editing and writing files (default 4): fsync and file I/O
-            release the GIL, so they overlap with parsing.
+            Ignored (kept for compatibility): files are edited in chunks, each chunk
+            made durable with one file-system write-back before its renames, so
+            threads no longer help.
         processes : int, optional
             Worker processes (the package's header-reader pool) for large batches;
-            default: one per core from 500 files on, else none (threads).
+            default: one per core from 500 files on, else none (this process).
 
         Returns
         -------
@@ -436,61 +444,34 @@ class BatchEdit(_EditVerbs):
                     raise FileExistsError(
                         f"{dst} exists; choose another out= folder or overwrite=True"
                     )
-        user, mapping = _user(), {}
+        user = _user()
         journal: list[dict[str, Any]] = []
         written: list[Path] = []
         backups: list[Path] = []
         edits = list(self._pending.edits)
-        cache: dict[Any, Any] = {}
-
-        def one(pair: tuple[Path, Path]) -> tuple[Path, Path, Path | None, list[Change]]:
-            src, dst = pair
-            backup = self._backup_path(src, run_id) if overwrite else None
-            return _write.edit_file(
-                src, dst, backup, edits, regenerate_uids, run_id, cache, mapping
-            )
-
-        bar = _progress_bar(len(self.files), progress)
+        tasks = [
+            (src, dst, self._backup_path(src, run_id) if overwrite else None)
+            for src, dst in zip(self.files, targets, strict=True)
+        ]
+        bar = _progress_bar(len(tasks), progress)
+        n_procs = processes if processes is not None else _auto_processes(len(tasks))
         error: BaseException | None = None
-        pairs = list(zip(self.files, targets, strict=True))
-        n_procs = processes if processes is not None else _auto_processes(len(pairs))
-        n_workers = 1 if n_procs > 1 else max(1, workers or _WORKERS)
-        pool = ThreadPoolExecutor(max_workers=n_workers) if n_workers > 1 else None
         try:
             if n_procs > 1:
-                backups_of = [
-                    self._backup_path(src, run_id) if overwrite else None for src, _ in pairs
-                ]
-                futures: list[Any] = _in_processes(
-                    pairs, backups_of, edits, regenerate_uids, run_id, n_procs, bar
-                )
-            elif pool is not None:
-                futures = [pool.submit(one, pair) for pair in pairs]
+                results = _in_processes(tasks, edits, regenerate_uids, run_id, n_procs, bar)
             else:
-                futures = [_Inline(one, pair) for pair in pairs]
-            for future in futures:  # in file order, so the journal is too
-                if future is None:  # not run: an earlier file of its chunk failed
+                results = _in_process(tasks, edits, regenerate_uids, run_id, bar)
+            for (src, dst, backup), result in zip(tasks, results, strict=True):
+                if result is None:  # not run: an earlier file of its chunk failed
                     continue
-                try:
-                    src, dst, backup, changes = future.result()
-                except BaseException as exc:  # stop: cancel what has not started
-                    error = error or exc
-                    if pool is None:
-                        break
-                    pool.shutdown(wait=True, cancel_futures=True)
+                if isinstance(result, BaseException):
+                    error = error or result
                     continue
                 written.append(dst)
                 if backup is not None:
                     backups.append(backup)
-                journal.extend(_journal_rows(run_id, user, src, dst, backup, changes))
-                if bar is not None and n_procs <= 1:
-                    bar.update(1)
+                journal.extend(_journal_rows(run_id, user, src, dst, backup, result))
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            # each file was fsynced; the folder entries are flushed once per folder
-            for folder in {p.parent for p in [*written, *backups]}:
-                fsync_dir(folder)
             if bar is not None:
                 bar.close()
             if self.workspace is not None and journal:
@@ -518,74 +499,112 @@ class BatchEdit(_EditVerbs):
         _reindex_in_place(ws, written)
 
 
-class _Ready:
-    """A finished result (or failure) with the future's ``result()``."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def result(self) -> Any:
-        if isinstance(self.value, BaseException):
-            raise self.value
-        return self.value
-
-
 def _auto_processes(n_files: int) -> int:
     cores = os.cpu_count() or 1
     return min(cores, 8) if cores > 1 and n_files >= _PROCESS_FROM else 1
 
 
+def _in_process(
+    tasks: Sequence[_write.Task],
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    bar: Any,
+) -> list[list[Change] | BaseException | None]:
+    """Edit files in chunks in this process; stop at the first failure."""
+    out: list[list[Change] | BaseException | None] = [None] * len(tasks)
+    cache: dict[Any, Any] = {}
+    mapping: dict[str, str] = {}
+    for start in range(0, len(tasks), _CHUNK):
+        chunk = _write.run_chunk(
+            tasks[start : start + _CHUNK], edits, regenerate, run_id, cache, mapping
+        )
+        out[start : start + len(chunk)] = chunk
+        if bar is not None:
+            bar.update(sum(1 for r in chunk if r is not None))
+        if any(isinstance(r, BaseException) for r in chunk):
+            break
+    return out
+
+
 def _in_processes(
-    pairs: Sequence[tuple[Path, Path]],
-    backups: Sequence[Path | None],
+    tasks: Sequence[_write.Task],
     edits: Sequence[Edit],
     regenerate: bool,
     run_id: str,
     n_procs: int,
     bar: Any,
-) -> list[_Ready | None]:
-    """Edit files in chunks on the worker-process pool; one result per file, in order."""
+) -> list[list[Change] | BaseException | None]:
+    """Edit files in chunks on the worker processes and in this process at once.
+
+    The chunks wait in one queue: a thread hands them to the worker-process pool
+    (``n_procs`` at a time, from the front) while this thread edits chunks itself (from
+    the back). So this process works while the workers start, and fills the gaps while
+    they wait for the disk. After a failure no further chunk is started.
+    """
     from dicomflow_lab.core._worker import TaskFailed, shared_pool
 
-    size = max(1, min(64, -(-len(pairs) // (n_procs * 4))))
-    tasks = []
-    for start in range(0, len(pairs), size):
-        chunk = [
-            (src, dst, backups[start + k])
-            for k, (src, dst) in enumerate(pairs[start : start + size])
-        ]
-        tasks.append((chunk, list(edits), regenerate, run_id))
-    out: list[_Ready | None] = [None] * len(pairs)
-    pool = shared_pool(n_procs)
-    for index, result in pool.map_unordered(
-        _write.edit_chunk, tasks, timeout=lambda args: 60.0 + 5.0 * len(args[0])
-    ):
-        first = index * size
-        if isinstance(result, TaskFailed):
-            out[first] = _Ready(EditError(f"an edit worker failed: {result.reason}"))
-            continue
-        for k, item in enumerate(result):
-            if item is None:
-                continue
-            if isinstance(item, str):
-                kind, _, message = item.partition(": ")
-                cls = EditError if kind in ("EditError", "DicomReadError") else OSError
-                out[first + k] = _Ready(cls(message if cls is EditError else item))
-            else:
-                out[first + k] = _Ready(item)
-        if bar is not None:
-            bar.update(sum(1 for item in result if item is not None))
+    size = max(1, min(_CHUNK, -(-len(tasks) // (n_procs * 4))))
+    queue = collections.deque(range(0, len(tasks), size))
+    lock = threading.Lock()
+    out: list[list[Change] | BaseException | None] = [None] * len(tasks)
+    failed: list[BaseException] = []
+
+    def take(n: int, front: bool) -> list[int]:
+        with lock:
+            if failed:
+                return []
+            pop = queue.popleft if front else queue.pop
+            return [pop() for _ in range(min(n, len(queue)))]
+
+    def record(first: int, results: Sequence[Any]) -> None:
+        with lock:
+            for k, item in enumerate(results):
+                if isinstance(item, str):
+                    kind, _, message = item.partition(": ")
+                    cls = EditError if kind in ("EditError", "DicomReadError") else OSError
+                    item = cls(message if cls is EditError else item)
+                if isinstance(item, BaseException) and not failed:
+                    failed.append(item)
+                out[first + k] = item
+            if bar is not None:
+                bar.update(sum(1 for item in results if item is not None))
+
+    def drive_pool() -> None:
+        pool = shared_pool(n_procs)
+        while group := take(n_procs, front=True):
+            chunks = [(list(tasks[s : s + size]), list(edits), regenerate, run_id) for s in group]
+            for index, result in pool.map_unordered(
+                _write.edit_chunk, chunks, timeout=lambda args: 60.0 + 5.0 * len(args[0])
+            ):
+                if isinstance(result, TaskFailed):
+                    result = [f"EditError: an edit worker failed: {result.reason}"]
+                record(group[index], result)
+
+    errors: list[BaseException] = []
+
+    def driver() -> None:
+        try:
+            drive_pool()
+        except BaseException as exc:  # the chunks left are edited here instead
+            errors.append(exc)
+
+    thread = threading.Thread(target=driver, name="dfl-edit-pool", daemon=True)
+    thread.start()
+    cache: dict[Any, Any] = {}
+    mapping: dict[str, str] = {}
+    try:
+        while group := take(1, front=False):
+            start = group[0]
+            chunk = _write.run_chunk(
+                tasks[start : start + size], edits, regenerate, run_id, cache, mapping
+            )
+            record(start, chunk)
+    finally:
+        thread.join()
+    if errors and not failed and any(r is None for r in out):
+        raise errors[0]
     return out
-
-
-class _Inline:
-    """A future-like call run on ``result()`` (``workers=1``: no thread)."""
-
-    def __init__(self, fn: Any, arg: Any) -> None:
-        self.fn, self.arg = fn, arg
-
-    def result(self) -> Any:
-        return self.fn(self.arg)
 
 
 def _journal_rows(

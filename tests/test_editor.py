@@ -172,22 +172,17 @@ def test_batch_edit_save_as_preview_index_and_undo(series, tmp_path, monkeypatch
     assert all(before[p] == _sha(p) for p in files)  # preview writes nothing
 
     writes = []
-    real_bytes, real_writer = _write.atomic_write_bytes, _write.atomic_writer
+    real_add = _write._Staged.add
 
-    def spy_bytes(path, data, **kw):
-        writes.append(Path(path))
-        return real_bytes(path, data, **kw)
+    def spy_add(self, target, data):
+        writes.append(Path(target))
+        return real_add(self, target, data)
 
-    def spy_writer(path, **kw):
-        writes.append(Path(path))
-        return real_writer(path, **kw)
-
-    monkeypatch.setattr(_write, "atomic_write_bytes", spy_bytes)
-    monkeypatch.setattr(_write, "atomic_writer", spy_writer)
+    monkeypatch.setattr(_write._Staged, "add", spy_add)
     out = tmp_path / "out"
     report = batch.save(out=out, progress=False)
     assert len(report.files) == 100 and report.changes == 300 - _absent(files)
-    assert sorted(writes) == sorted(report.files)  # each file through the atomic writer
+    assert sorted(writes) == sorted(report.files)  # each file through the staged writer
     assert not list(out.rglob(".*.tmp"))
     assert all(before[p] == _sha(p) for p in files)  # originals untouched
     for src in files[:3]:
@@ -302,15 +297,15 @@ def test_fast_path_writes_what_a_full_pydicom_write_would(tmp_path, monkeypatch,
         return batch.save(out=out, progress=False).files[0]
 
     full_calls = []
-    real = _write.write_dataset
+    real = _write.encode_dataset
     monkeypatch.setattr(
-        _write, "write_dataset", lambda ds, t, **kw: (full_calls.append(t), real(ds, t, **kw))
+        _write, "encode_dataset", lambda ds, name: (full_calls.append(name), real(ds, name))[1]
     )
     fast = run(tmp_path / "fast")
-    assert full_calls == []  # the fast path was taken
+    assert full_calls == []  # the splice was taken
     monkeypatch.setattr(_write, "splice", lambda *a: None)  # force the full write
     full = run(tmp_path / "full")
-    assert full_calls == [full]
+    assert full_calls == [name]
     a, b = pydicom.dcmread(fast), pydicom.dcmread(full)
     assert _without_group_lengths(a) == _without_group_lengths(b)
     assert a.file_meta == b.file_meta
@@ -346,5 +341,22 @@ def test_a_refused_file_stops_the_run_and_what_was_written_is_journaled(series, 
         batch.save(out=tmp_path / "out", progress=False, workers=1)
     written = sorted(p.name for p in (tmp_path / "out").glob("*.dcm"))
     assert written == [f.name for f in files[:3]]
+    journal = ws.sql("SELECT DISTINCT new_file_path FROM edits WHERE op = 'set'")
+    assert sorted(Path(p).name for p in journal.new_file_path) == written
+
+
+def test_a_refused_file_with_worker_processes_stops_the_run_and_journals_the_rest(series, tmp_path):
+    ws, root, _series_uid = series
+    files = sorted((root / "1_CT").glob("*.dcm"))[:30]
+    victim = pydicom.dcmread(files[12])
+    victim.SpecificCharacterSet = "ISO_IR 6"
+    victim.save_as(files[12])
+    batch = BatchEdit(files, workspace=ws)
+    batch.set("PatientName", "Müller^Jürgen")
+    with pytest.raises(EditError, match=r"IM0013\.dcm: .*VR PN: value not encodable"):
+        batch.save(out=tmp_path / "out", progress=False, processes=2)
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.dcm"))
+    assert "IM0013.dcm" not in written and "IM0001.dcm" in written
+    assert not list((tmp_path / "out").glob(".*.tmp"))
     journal = ws.sql("SELECT DISTINCT new_file_path FROM edits WHERE op = 'set'")
     assert sorted(Path(p).name for p in journal.new_file_path) == written

@@ -1,26 +1,37 @@
 """Writing edited datasets: atomically, in their own transfer syntax, bytes kept.
 
-Two ways, same result:
+Three ways, same result:
 
-- :func:`write_dataset` hands the whole dataset to pydicom (``save_as`` with
-  ``enforce_file_format=True``); Pixel Data and every other value are written back from
-  what pydicom read, in the transfer syntax of the file meta.
-- :func:`splice` is the fast path for the usual case (a few top-level elements
-  changed): it copies the original file's bytes and replaces only the changed top-level
-  elements by pydicom's own encoding of them (``filewriter.write_data_element``). Every
-  other byte, Pixel Data included, is the original's. It declines (returns ``None``)
-  whenever the result could differ from a full write: no file meta, big endian or
-  deflated transfer syntaxes, a changed file meta or Specific Character Set, group
-  length elements in a touched group, or an element whose position is not certain.
+- :func:`encode_dataset` / :func:`write_dataset` hand the whole dataset to pydicom
+  (``save_as`` with ``enforce_file_format=True``); Pixel Data and every other value are
+  written back from what pydicom read, in the transfer syntax of the file meta.
+- :func:`splice` is the fast path after a pydicom read, for the usual case (a few
+  top-level elements changed): it copies the original file's bytes and replaces only the
+  changed top-level elements by pydicom's own encoding of them
+  (``filewriter.write_data_element``). Every other byte, Pixel Data included, is the
+  original's. It declines (returns ``None``) whenever the result could differ from a
+  full write: no file meta, big endian or deflated transfer syntaxes, a changed file
+  meta or Specific Character Set, group length elements in a touched group, or an
+  element whose position is not certain.
+- :func:`~dicomflow_lab.core._write_fast.fast_edit` gives the splice's bytes without
+  the pydicom read, for plain files and top-level value edits (and declines the rest).
+
+:func:`run_chunk` edits a list of files that way and writes them in batches: temporary
+files first, then an ``fsync`` of each (several at once, while the next batch is being
+edited), then the renames (backups before the files they back up), then the folders'
+``fsync``: every file is durable before it replaces anything.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
+import os
 import struct
+import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +45,22 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
-from dicomflow_lab._fsutil import atomic_write_bytes, atomic_writer, fsync_dir
+from dicomflow_lab._fsutil import atomic_write_bytes, fsync_dir
+from dicomflow_lab.core._write_fast import fast_edit
 from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids
 from dicomflow_lab.core.tags import parse_path
 from dicomflow_lab.errors import DicomReadError, EditError
 
 __all__ = [
     "Snapshot",
+    "Task",
+    "edit_bytes",
     "edit_chunk",
     "edit_file",
+    "encode_dataset",
+    "pydicom_edit",
     "read_for_edit",
+    "run_chunk",
     "snapshot",
     "splice",
     "write_bytes",
@@ -57,8 +74,8 @@ _META_FROM_DATASET = (
 _CHARSET = 0x00080005
 
 
-def write_dataset(ds: Dataset, target: Path, *, fsync_folder: bool = True) -> None:
-    """Write `ds` to `target` atomically with pydicom, in its own transfer syntax.
+def encode_dataset(ds: Dataset, name: str = "dataset") -> bytes:
+    """Return `ds` encoded by pydicom as a file, in its own transfer syntax.
 
     A dataset with file meta is written as a DICOM file (``enforce_file_format=True``)
     in the transfer syntax its meta names (missing Media Storage SOP UIDs are filled from
@@ -68,35 +85,56 @@ def write_dataset(ds: Dataset, target: Path, *, fsync_folder: bool = True) -> No
     Parameters
     ----------
     ds : pydicom.dataset.Dataset
-        The dataset.
-    target : pathlib.Path
-        The file; its folder is created.
+        The dataset (its file meta may be completed).
+    name : str, optional
+        The file's name, for the error message.
 
     Raises
     ------
     EditError
         When pydicom refuses to write the dataset (the reason is in the message).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     meta = getattr(ds, "file_meta", None)
+    fh = io.BytesIO()
     try:
-        with atomic_writer(target, fsync_folder=fsync_folder) as fh:
-            if meta is not None and "TransferSyntaxUID" in meta:
-                for meta_kw, kw in _META_FROM_DATASET:
-                    if not meta.get(meta_kw) and ds.get(kw):
-                        meta[meta_kw] = DataElement(tag_for_keyword(meta_kw), "UI", ds[kw].value)
-                complete = all(meta.get(k) for k, _ in _META_FROM_DATASET)
-                # a meta without SOP UIDs (and a dataset without them) stays as it was read
-                ds.save_as(fh, enforce_file_format=complete)
-            else:
-                implicit, little = ds.original_encoding
-                ds.save_as(
-                    fh,
-                    implicit_vr=True if implicit is None else implicit,
-                    little_endian=True if little is None else little,
-                )
+        if meta is not None and "TransferSyntaxUID" in meta:
+            for meta_kw, kw in _META_FROM_DATASET:
+                if not meta.get(meta_kw) and ds.get(kw):
+                    meta[meta_kw] = DataElement(tag_for_keyword(meta_kw), "UI", ds[kw].value)
+            complete = all(meta.get(k) for k, _ in _META_FROM_DATASET)
+            # a meta without SOP UIDs (and a dataset without them) stays as it was read
+            ds.save_as(fh, enforce_file_format=complete)
+        else:
+            implicit, little = ds.original_encoding
+            ds.save_as(
+                fh,
+                implicit_vr=True if implicit is None else implicit,
+                little_endian=True if little is None else little,
+            )
     except (ValueError, AttributeError, TypeError) as exc:
-        raise EditError(f"{target.name} cannot be written: {exc}") from exc
+        raise EditError(f"{name} cannot be written: {exc}") from exc
+    return fh.getvalue()
+
+
+def write_dataset(ds: Dataset, target: Path, *, fsync_folder: bool = True) -> None:
+    """Write `ds` to `target` atomically with pydicom (see :func:`encode_dataset`).
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        The dataset.
+    target : pathlib.Path
+        The file; its folder is created.
+    fsync_folder : bool, optional
+        Also flush the folder entry (default True).
+
+    Raises
+    ------
+    EditError
+        When pydicom refuses to write the dataset (the reason is in the message).
+    """
+    data = encode_dataset(ds, target.name)
+    write_bytes(data, target, fsync_folder=fsync_folder)
 
 
 def write_bytes(data: bytes, target: Path, *, fsync_folder: bool = True) -> None:
@@ -223,6 +261,196 @@ def read_for_edit(
         raise DicomReadError(path, f"cannot be read for editing: {exc}") from exc
 
 
+def edit_bytes(
+    src: Path,
+    data: bytes,
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    cache: dict[Any, Any] | None = None,
+    mapping: dict[str, str] | None = None,
+    *,
+    fast: bool = True,
+) -> tuple[bytes, list[Change]]:
+    """Return the edited content of the file `src` (read as `data`) and the changes.
+
+    Tries :func:`~dicomflow_lab.core._write_fast.fast_edit` (no pydicom parse) first,
+    then the pydicom path (:func:`pydicom_edit`); both give the same bytes.
+
+    Raises
+    ------
+    EditError
+        A refused edit, prefixed with the file name.
+    DicomReadError
+        When pydicom cannot read the file.
+    """
+    try:
+        done = fast_edit(data, edits, cache) if fast and not regenerate else None
+        if done is None:
+            done = pydicom_edit(src, data, edits, regenerate, run_id, cache, mapping)
+    except EditError as exc:
+        raise EditError(
+            f"{src.name}: {exc}", path=exc.path, tag=exc.tag, vr=exc.vr, rule=exc.rule
+        ) from exc
+    return done
+
+
+def pydicom_edit(
+    src: Path,
+    data: bytes,
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    cache: dict[Any, Any] | None = None,
+    mapping: dict[str, str] | None = None,
+) -> tuple[bytes, list[Change]]:
+    """Edit through a full pydicom read: :func:`splice` when safe, else a full write."""
+    ds = read_for_edit(src, data=data)
+    before = snapshot(ds)
+    changes = apply_edits(ds, edits, cache=cache)
+    if regenerate:  # generate_uid(entropy) is deterministic: threads and processes agree
+        changes += regenerate_uids(ds, mapping if mapping is not None else {}, run_id)
+    touched = {parse_path(c.path)[0][0] for c in changes}
+    # the file meta changes only with the SOP Class / Instance UIDs
+    meta_changed = regenerate or bool(touched & {0x00080016, 0x00080018})
+    spliced = splice(data, ds, touched, before, meta_changed) if touched else data
+    if spliced is None:
+        spliced = encode_dataset(ds, src.name)
+    return spliced, changes
+
+
+Task = tuple[Path, Path, "Path | None"]
+
+
+def run_chunk(
+    tasks: Sequence[Task],
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    cache: dict[Any, Any] | None = None,
+    mapping: dict[str, str] | None = None,
+) -> list[list[Change] | BaseException | None]:
+    """Edit several files and write them atomically, durable before any rename.
+
+    Each task is ``(src, dst, backup)``. The edited files (and the backups of the
+    originals, for in-place edits) are written to temporary files beside their
+    targets, a few files (:data:`_BATCH`) at a time. Each such batch is then made
+    durable (an ``fsync`` of every file, several at once, on threads, while the next
+    batch is being edited); only then are its backups renamed into place and their
+    folders flushed, and then its outputs renamed over their targets and their folders
+    flushed. After a failure the files not yet started are skipped; those before it are
+    still written.
+
+    Returns
+    -------
+    list
+        One entry per task, in order: its changes, the exception that stopped it, or
+        ``None`` for a file skipped after a failure.
+    """
+    cache = {} if cache is None else cache
+    mapping = {} if mapping is None else mapping
+    out: list[list[Change] | BaseException | None] = [None] * len(tasks)
+    batch, flushing = _Batch(), None
+    folders: set[Path] = set()  # output folders, flushed once at the end
+    try:
+        for k, (src, dst, backup) in enumerate(tasks):
+            try:
+                data = src.read_bytes()
+                new, changes = edit_bytes(src, data, edits, regenerate, run_id, cache, mapping)
+                if backup is not None:
+                    batch.backups.add(backup, data)
+                batch.outputs.add(dst, new)
+            except Exception as exc:
+                out[k] = exc
+                break
+            out[k] = changes
+            batch.done.append(k)
+            if len(batch.done) >= _BATCH:
+                batch.start_sync()
+                if flushing is not None and not flushing.finish(out, folders):
+                    batch.finish(out, folders, abort=True)
+                    return out
+                batch, flushing = _Batch(), batch
+        batch.start_sync()
+        ok = flushing is None or flushing.finish(out, folders)
+        batch.finish(out, folders, abort=not ok)
+        return out
+    except BaseException:  # e.g. KeyboardInterrupt: leave no temporary file behind
+        for pending in (flushing, batch):
+            if pending is not None:
+                pending.finish(out, folders, abort=True)
+        raise
+    finally:
+        for folder in folders:
+            fsync_dir(folder)
+
+
+_BATCH = 16  # files made durable together; the next batch is edited meanwhile
+
+
+class _Batch:
+    """Backups and outputs of a few files, flushed on threads, then published."""
+
+    def __init__(self) -> None:
+        self.backups, self.outputs = _Staged(), _Staged()
+        self.done: list[int] = []
+        self._syncs: list[Any] = []
+
+    def start_sync(self) -> None:
+        """Start the ``fsync`` of every temporary file (on the flush threads)."""
+        pool = _fsync_pool()
+        fds = [*self.backups.fds(), *self.outputs.fds()]
+        self._syncs = [pool.submit(os.fsync, fd) for fd in fds]
+
+    def finish(self, out: list[Any], folders: set[Path], *, abort: bool = False) -> bool:
+        """Wait for the flushes, rename backups then outputs; mark failures in `out`.
+
+        The backups' folders are flushed before any output is renamed; the outputs'
+        folders are added to `folders` for the caller to flush.
+
+        Returns
+        -------
+        bool
+            Whether every file of the batch was written.
+        """
+        try:
+            # every flush must be over before a descriptor is closed
+            failed = [e for e in (sync.exception() for sync in self._syncs) if e is not None]
+            if failed:
+                raise failed[0]
+            if abort:
+                raise _Skipped
+            self.backups.publish()
+            self.outputs.publish(sync_folders=False)
+            return True
+        except Exception as exc:
+            self.backups.abort()
+            self.outputs.abort()
+            for k in self.done[self.outputs.renamed :]:
+                out[k] = None if isinstance(exc, _Skipped) else exc
+            return False
+        finally:
+            if self.outputs.renamed:
+                folders.update(self.outputs.folders)
+
+
+class _Skipped(Exception):
+    """An earlier batch failed: this one is not written."""
+
+
+def edit_chunk(
+    tasks: Sequence[Task],
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+) -> list[list[Change] | str | None]:
+    """:func:`run_chunk` for a worker process: failures become ``"Type: message"``."""
+    return [
+        f"{type(r).__name__}: {r}" if isinstance(r, BaseException) else r
+        for r in run_chunk(tasks, edits, regenerate, run_id)
+    ]
+
+
 def edit_file(
     src: Path,
     dst: Path,
@@ -233,83 +461,79 @@ def edit_file(
     cache: dict[Any, Any] | None = None,
     mapping: dict[str, str] | None = None,
 ) -> tuple[Path, Path, Path | None, list[Change]]:
-    """Read `src`, apply `edits`, back it up if asked, and write `dst` atomically.
-
-    The fast path (:func:`splice`) is used when it is safe, else a full pydicom write.
-
-    Returns
-    -------
-    tuple
-        ``(src, dst, backup, changes)``.
+    """Edit one file (see :func:`run_chunk`); return ``(src, dst, backup, changes)``.
 
     Raises
     ------
     EditError
         A refused edit, prefixed with the file name.
     """
-    data = src.read_bytes()
-    ds = read_for_edit(src, data=data)
-    before = snapshot(ds)
-    try:
-        changes = apply_edits(ds, edits, cache=cache)
-    except EditError as exc:
-        raise EditError(
-            f"{src.name}: {exc}", path=exc.path, tag=exc.tag, vr=exc.vr, rule=exc.rule
-        ) from exc
-    if regenerate:  # generate_uid(entropy) is deterministic: threads and processes agree
-        changes += regenerate_uids(ds, mapping if mapping is not None else {}, run_id)
-    if backup is not None:
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(backup, data, fsync_folder=False)
-    touched = {parse_path(c.path)[0][0] for c in changes}
-    # the file meta changes only with the SOP Class / Instance UIDs
-    meta_changed = regenerate or bool(touched & {0x00080016, 0x00080018})
-    spliced = splice(data, ds, touched, before, meta_changed) if touched else data
-    if spliced is None:
-        write_dataset(ds, dst, fsync_folder=False)
-    else:
-        write_bytes(spliced, dst, fsync_folder=False)
-    return src, dst, backup, changes
+    (result,) = run_chunk([(src, dst, backup)], edits, regenerate, run_id, cache, mapping)
+    if isinstance(result, BaseException):
+        raise result
+    assert result is not None
+    return src, dst, backup, result
 
 
-def edit_chunk(
-    tasks: Sequence[tuple[Path, Path, Path | None]],
-    edits: Sequence[Edit],
-    regenerate: bool,
-    run_id: str,
-    threads: int = 4,
-) -> list[tuple[Path, Path, Path | None, list[Change]] | str | None]:
-    """Run :func:`edit_file` on several files (a worker-process task).
+class _Staged:
+    """Temporary files written now, made durable and renamed later by :func:`_commit`."""
 
-    Files are handled by a few threads, so that one file's fsync overlaps with the
-    next one's parsing. After a failure the files not yet started are skipped.
+    def __init__(self) -> None:
+        self._files: list[tuple[int, str, Path]] = []
+        self.folders: set[Path] = set()
+        self.renamed = 0
 
-    Returns
-    -------
-    list
-        One entry per task, in order: the result, the failure as its message
-        (``"EditError: ..."``), or ``None`` for a file skipped after a failure.
-    """
-    cache: dict[Any, Any] = {}
-    mapping: dict[str, str] = {}
-    out: list[tuple[Path, Path, Path | None, list[Change]] | str | None] = [None] * len(tasks)
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        futures = [
-            pool.submit(edit_file, src, dst, backup, edits, regenerate, run_id, cache, mapping)
-            for src, dst, backup in tasks
-        ]
-        for k, future in enumerate(futures):
-            try:
-                out[k] = future.result()
-            except CancelledError:
-                continue
-            except Exception as exc:
-                out[k] = f"{type(exc).__name__}: {exc}"
-                for later in futures[k + 1 :]:
-                    later.cancel()
-    # files were fsynced one by one; their folder entries once per folder, here
-    folders = {p.parent for src, dst, backup in tasks for p in (dst, backup) if p is not None}
-    for folder in folders:
-        if folder.is_dir():
-            fsync_dir(folder)
-    return out
+    def add(self, target: Path, data: bytes) -> None:
+        """Write `data` to a new temporary file beside `target` (not yet synced)."""
+        folder = target.parent
+        if folder not in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.folders.add(folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        self._files.append((fd, tmp, target))
+
+    def fds(self) -> list[int]:
+        """Return the descriptors of the temporary files not renamed yet."""
+        return [fd for fd, _tmp, _target in self._files]
+
+    def publish(self, *, sync_folders: bool = True) -> None:
+        """Rename every (already flushed) file into place, then flush their folders."""
+        while self._files:
+            fd, tmp, target = self._files[0]
+            os.close(fd)
+            self._files[0] = (-1, tmp, target)
+            os.replace(tmp, target)
+            self._files.pop(0)
+            self.renamed += 1
+        if sync_folders:
+            for folder in self.folders:
+                fsync_dir(folder)
+
+    def abort(self) -> None:
+        """Remove the temporary files not renamed yet."""
+        for fd, tmp, _target in self._files:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._files = []
+
+
+_FSYNC_THREADS = 8
+_FSYNC_POOL: ThreadPoolExecutor | None = None
+
+
+def _fsync_pool() -> ThreadPoolExecutor:
+    global _FSYNC_POOL
+    if _FSYNC_POOL is None:
+        _FSYNC_POOL = ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="dfl-fsync")
+    return _FSYNC_POOL
