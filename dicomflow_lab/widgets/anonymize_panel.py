@@ -43,6 +43,7 @@ from dicomflow_lab.anonymize import (
 )
 from dicomflow_lab.widgets._base import BaseWidget, Reply
 from dicomflow_lab.widgets._messages import ANONYMIZE_KINDS, Request
+from dicomflow_lab.widgets._static import panel_module
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab.workspace import Workspace
@@ -105,7 +106,7 @@ class AnonymizePanel(BaseWidget):
         left by the verification; ``None`` if it did not run).
     """
 
-    _esm = Path(__file__).parent / "static" / "anonymize_panel.js"
+    _esm = panel_module("anonymize_panel.js")
     _css = Path(__file__).parent / "static" / "anonymize_panel.css"
     _request_kinds = ANONYMIZE_KINDS
 

@@ -37,6 +37,7 @@ import traitlets as t
 
 from dicomflow_lab.widgets._base import BaseWidget, Reply
 from dicomflow_lab.widgets._messages import Field, Kinds, Request
+from dicomflow_lab.widgets._static import panel_module
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab.editor import TagEditor
@@ -129,7 +130,7 @@ class TagEditorPanel(BaseWidget):
         browser as ``{"kind": "job", "state": "error", "message"}``).
     """
 
-    _esm = Path(__file__).parent / "static" / "tag_editor.js"
+    _esm = panel_module("tag_editor.js")
     _css = Path(__file__).parent / "static" / "tag_editor.css"
     _request_kinds = TAG_EDITOR_KINDS
 

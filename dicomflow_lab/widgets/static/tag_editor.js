@@ -35,47 +35,14 @@ const VRS = ["", "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO
  *   editable: boolean, expanded: boolean, changed: boolean}} Row
  */
 
-/** @type {WeakMap<any, {next: number}>} request ids are per model (views share the comm) */
-const COUNTERS = new WeakMap();
-
-class RequestError extends Error {
-  /** @param {string} type @param {string} message */
-  constructor(type, message) {
-    super(message);
-    this.type = type;
-  }
-}
-
-/**
- * Create an element.
- *
- * @param {string} tag
- * @param {Record<string, any>} [attrs]
- * @param {(Node | string | null)[]} [children]
- * @returns {HTMLElement}
- */
-function h(tag, attrs = {}, children = []) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") el.className = String(v);
-    else if (k === "text") el.textContent = String(v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c !== null) el.append(c);
-  return el;
-}
+// RequestError, PanelRequests and h() come from _panel_base.js (prepended by _static.py).
 
 class TagEditorView {
   /** @param {any} model @param {HTMLElement} el */
   constructor(model, el) {
     this.model = model;
     this.el = el;
-    if (!COUNTERS.has(model)) COUNTERS.set(model, { next: 1 });
-    this.counter = /** @type {{next: number}} */ (COUNTERS.get(model));
-    /** @type {Map<number, {resolve: Function, reject: Function, timer: any}>} */
-    this.pending = new Map();
+    this.requests = new PanelRequests(model, "the tag editor", REQUEST_TIMEOUT_MS);
     /** @type {Map<number, Row[]>} */
     this.pages = new Map();
     /** @type {Map<number, Row[]>} the previous generation's pages, until the new ones come */
@@ -128,22 +95,7 @@ class TagEditorView {
    * @returns {Promise<any>}
    */
   request(kind, fields = {}) {
-    if (this.disposed) return Promise.reject(new Error("the tag editor was closed"));
-    const id = this.counter.next++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new RequestError("Timeout", `no reply to the ${kind} request after ${REQUEST_TIMEOUT_MS / 1000} s — is the kernel busy or gone?`));
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer });
-      try {
-        this.model.send({ kind, id, ...fields });
-      } catch (err) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(err);
-      }
-    });
+    return this.requests.send(kind, fields);
   }
 
   /** @param {any} msg @param {any[]} _buffers */
@@ -152,16 +104,7 @@ class TagEditorView {
       if (msg.state === "error") this.showError(new Error(msg.message));
       return;
     }
-    if (!msg || typeof msg.kind !== "string" || !msg.kind.endsWith(":reply")) return;
-    const entry = this.pending.get(msg.id);
-    if (!entry) return; // another view's request
-    this.pending.delete(msg.id);
-    clearTimeout(entry.timer);
-    if (msg.ok) entry.resolve(msg);
-    else {
-      const err = msg.error || {};
-      entry.reject(new RequestError(String(err.type || "Error"), String(err.message || "the kernel refused the request")));
-    }
+    this.requests.handle(msg);
   }
 
   /** @param {any} err */
@@ -621,11 +564,7 @@ class TagEditorView {
     this.disposed = true;
     cancelAnimationFrame(this.raf);
     for (const t of Object.values(this.timers)) clearTimeout(t);
-    for (const { timer, reject } of this.pending.values()) {
-      clearTimeout(timer);
-      reject(new Error("the tag editor was closed"));
-    }
-    this.pending.clear();
+    this.requests.close();
     this.model.off("msg:custom", this.onMessage);
     for (const [name, fn] of this.listeners) this.model.off(name, fn);
     this.root.remove();
