@@ -208,3 +208,61 @@ def test_five_thousand_elements_scroll_in_pages(page: Any, jupyterlab: JupyterLa
     screenshot(page, "tag_editor_big")
     state = editor.evaluate("(el) => el.dflTagEditor.state()")
     assert len(state["pages"]) <= 3, state
+
+
+def test_keyboard_moves_edits_expands_and_deletes(page: Any, jupyterlab: JupyterLab) -> None:
+    data = jupyterlab.root_dir / "tag_editor_keys"
+    run_notebook(
+        page,
+        jupyterlab,
+        [
+            "import pathlib, pydicom\n"
+            "from pydicom.data import get_testdata_file\n"
+            "from pydicom.dataset import Dataset\n"
+            "from dicomflow_lab.widgets import TagEditorPanel\n"
+            f"folder = pathlib.Path({str(data)!r}); folder.mkdir(exist_ok=True)\n"
+            "ds = pydicom.dcmread(get_testdata_file('CT_small.dcm'))\n"
+            "ds.ReferencedSeriesSequence = [Dataset()]\n"
+            "ds.ReferencedSeriesSequence[0].SeriesInstanceUID = '1.2.3.4'\n"
+            "src = folder / 'ct.dcm'\nds.save_as(src)\n"
+            "panel = TagEditorPanel(src)\npanel",
+        ],
+        "tag_editor_keys",
+    )
+    editor = wait_for(page, READY, state="visible")
+    table = editor.locator(".dfl-te-scroll")
+    # move with the keyboard alone: the current row follows, and scrolls into view
+    table.focus()
+    table.press("ArrowDown")
+    page.wait_for_selector('.dfl-tag-editor[data-dfl-cursor="0"]', timeout=10_000)
+    table.press("PageDown")
+    table.press("ArrowDown")
+    page.wait_for_selector(f'.dfl-tag-editor[data-dfl-cursor="{18}"]', timeout=10_000)
+    editor.locator('.dfl-te-row.dfl-te-cursor[data-index="18"]').wait_for(state="visible")
+    table.press("End")
+    total = int(editor.get_attribute("data-dfl-total"))
+    page.wait_for_selector(f'.dfl-tag-editor[data-dfl-cursor="{total - 1}"]', timeout=10_000)
+    # Enter edits the current row; Enter in the box applies and gives the focus back
+    filter_rows(editor, "PatientName", "PatientName")
+    table.focus()
+    table.press("Home")
+    table.press("Enter")
+    field = editor.locator("input.dfl-te-edit")
+    field.wait_for(state="visible", timeout=10_000)
+    field.fill("Key^Board")
+    field.press("Enter")
+    page.wait_for_selector('.dfl-tag-editor[data-dfl-pending="1"]', timeout=10_000)
+    page.wait_for_function("(el) => document.activeElement === el", arg=table.element_handle())
+    # Left/Right collapse and expand a sequence; Delete deletes the current element
+    filter_rows(editor, "1.2.3.4", "ReferencedSeriesSequence")
+    table.focus()
+    table.press("Home")
+    table.press("ArrowLeft")
+    page.wait_for_function(
+        "(el) => el.querySelectorAll('.dfl-te-item').length === 0", arg=editor.element_handle()
+    )
+    table.press("ArrowRight")
+    editor.locator(".dfl-te-item").first.wait_for(state="visible", timeout=10_000)
+    screenshot(page, "tag_editor_keyboard")
+    table.press("Delete")
+    page.wait_for_selector('.dfl-tag-editor[data-dfl-pending="2"]', timeout=10_000)

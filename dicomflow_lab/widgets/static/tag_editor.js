@@ -58,6 +58,8 @@ class TagEditorView {
     this.toggled = new Set();
     /** @type {{path: string, vr: string, input: HTMLInputElement, seq: number} | null} */
     this.editing = null;
+    /** keyboard cursor: the index of the current row, -1 before the first move */
+    this.cursor = -1;
     this.validateSeq = 0;
     this.disposed = false;
     /** @type {any} */
@@ -177,9 +179,10 @@ class TagEditorView {
     ]);
     this.rowsEl = h("div", { class: "dfl-te-rows", role: "rowgroup" });
     this.spacer = h("div", { class: "dfl-te-spacer" }, [this.rowsEl]);
-    this.scroller = h("div", { class: "dfl-te-scroll", role: "grid", tabindex: "0" }, [this.spacer]);
+    this.scroller = h("div", { class: "dfl-te-scroll", role: "grid", tabindex: "0", "aria-label": "Elements: arrow keys move, Enter or F2 edits, Left/Right collapse or expand, Delete deletes" }, [this.spacer]);
     this.scroller.style.height = `${ROW_H * VIEW_ROWS}px`;
     this.scroller.addEventListener("scroll", () => this.schedule());
+    this.scroller.addEventListener("keydown", (e) => this.onKey(e));
     this.rowsEl.addEventListener("click", (e) => this.onRowClick(e));
 
     this.validationEl = h("div", { class: "dfl-te-validation", role: "status", hidden: true });
@@ -345,6 +348,7 @@ class TagEditorView {
     if (r.is_item) cls.push("dfl-te-item");
     if (r.private_creator !== null && r.private_creator !== undefined) cls.push("dfl-te-private");
     if (r.changed) cls.push("dfl-te-changed");
+    if (i === this.cursor) cls.push("dfl-te-cursor");
     const indent = `${6 + r.depth * 14}px`;
     let twisty = null;
     if (r.is_sequence) {
@@ -371,7 +375,7 @@ class TagEditorView {
       if (r.is_sequence) act.append(h("button", { class: "dfl-te-icon", type: "button", "data-act": "add_item", title: "Add an empty item", text: "+" }));
       act.append(h("button", { class: "dfl-te-icon dfl-te-del", type: "button", "data-act": "delete", title: "Delete this element", text: "×" }));
     }
-    return h("div", { class: cls.join(" "), role: "row", "data-index": i, "data-path": r.path, "data-keyword": r.keyword }, [
+    return h("div", { class: cls.join(" "), role: "row", "aria-selected": String(i === this.cursor), "data-index": i, "data-path": r.path, "data-keyword": r.keyword }, [
       tagCell,
       kw,
       h("span", { class: "dfl-te-c dfl-te-c-vr", text: r.is_item ? "" : r.vr }),
@@ -383,11 +387,64 @@ class TagEditorView {
   }
 
   // ------------------------------------------------------------------ actions
+  /**
+   * Keyboard use of the table (focus it with Tab or a click): arrows, Page Up/Down,
+   * Home/End move the current row; Enter or F2 edits its value; Right/Left expand and
+   * collapse a sequence; Delete deletes the element. Typing in the edit box is not
+   * handled here (its own Enter/Escape commit or cancel and give the focus back).
+   *
+   * @param {KeyboardEvent} e
+   */
+  onKey(e) {
+    if (e.target !== this.scroller || this.total === 0) return;
+    const last = this.total - 1;
+    const at = Math.min(Math.max(this.cursor, 0), last);
+    const row = this.cursor < 0 ? undefined : this.rowAt(at);
+    let next = at;
+    switch (e.key) {
+      case "ArrowDown": next = this.cursor < 0 ? 0 : Math.min(last, at + 1); break;
+      case "ArrowUp": next = Math.max(0, at - 1); break;
+      case "PageDown": next = Math.min(last, at + VIEW_ROWS - 1); break;
+      case "PageUp": next = Math.max(0, at - (VIEW_ROWS - 1)); break;
+      case "Home": next = 0; break;
+      case "End": next = last; break;
+      case "Enter":
+      case "F2":
+        if (row && row.editable) this.startEdit(row);
+        break;
+      case "ArrowRight":
+        if (row && row.is_sequence && !row.expanded) this.toggle(row.path);
+        break;
+      case "ArrowLeft":
+        if (row && row.is_sequence && row.expanded) this.toggle(row.path);
+        break;
+      case "Delete":
+        if (row && !row.is_meta && !row.is_item) this.edit({ op: "delete", path: row.path });
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+    this.setCursor(next);
+  }
+
+  /** @param {number} index */
+  setCursor(index) {
+    this.cursor = index;
+    this.root.dataset.dflCursor = String(index);
+    const top = index * ROW_H;
+    const s = this.scroller;
+    if (top < s.scrollTop) s.scrollTop = top;
+    else if (top + ROW_H > s.scrollTop + s.clientHeight) s.scrollTop = top + ROW_H - s.clientHeight;
+    this.schedule(true);
+  }
+
   /** @param {MouseEvent} e */
   onRowClick(e) {
     const target = /** @type {HTMLElement} */ (e.target);
     const actEl = /** @type {HTMLElement | null} */ (target.closest("[data-act]"));
     const rowEl = /** @type {HTMLElement | null} */ (target.closest(".dfl-te-row"));
+    if (rowEl && Number(rowEl.dataset.index) !== this.cursor) this.setCursor(Number(rowEl.dataset.index));
     if (!actEl || !rowEl) return;
     const row = this.rowAt(Number(rowEl.dataset.index));
     if (!row) return;
@@ -414,8 +471,8 @@ class TagEditorView {
       this.timers.validate = setTimeout(() => this.validate(), VALIDATE_DELAY_MS);
     });
     input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter") { e.preventDefault(); this.commitEdit(); }
-      else if (e.key === "Escape") { e.preventDefault(); this.cancelEdit(); }
+      if (e.key === "Enter") { e.preventDefault(); this.commitEdit(); this.scroller.focus(); }
+      else if (e.key === "Escape") { e.preventDefault(); this.cancelEdit(); this.scroller.focus(); }
     });
     this.schedule(true);
     requestAnimationFrame(() => { input.focus(); input.select(); });
