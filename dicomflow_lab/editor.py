@@ -33,7 +33,13 @@ Writing rules (issue 4):
   worker processes. A refused file stops its chunk (and, in this process, the run);
   files already written are journaled, so ``ws.undo(run_id)`` reverts them.
 - With a workspace, written files are indexed and each change goes to the ``edits``
-  journal; :meth:`Workspace.undo` (or :func:`undo`) restores from it.
+  journal; :meth:`Workspace.undo` (or :func:`undo`) restores from it. A written file
+  whose source is indexed (and unchanged since) is not read again: its row is the
+  source's row with the touched elements' new values, decoded from the written bytes
+  by the indexer's own code (:mod:`dicomflow_lab.store.reindex`); the usual index of
+  the output folder then reads only the other files (full pydicom writes, UID
+  regeneration, character set or image size changes, sequence edits, sources not
+  indexed). Both give the same rows (``tests/test_edit_reindex.py``).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids, 
 from dicomflow_lab.core.tags import tag_frame
 from dicomflow_lab.errors import EditError
 from dicomflow_lab.store.edits import record_edits
+from dicomflow_lab.store.reindex import finish_folder, patch_instances
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab.workspace import Workspace
@@ -444,6 +451,7 @@ class BatchEdit(_EditVerbs):
                     raise FileExistsError(
                         f"{dst} exists; choose another out= folder or overwrite=True"
                     )
+        new_folder = out_dir is not None and not out_dir.exists()
         user = _user()
         journal: list[dict[str, Any]] = []
         written: list[Path] = []
@@ -456,11 +464,15 @@ class BatchEdit(_EditVerbs):
         bar = _progress_bar(len(tasks), progress)
         n_procs = processes if processes is not None else _auto_processes(len(tasks))
         error: BaseException | None = None
+        patches = self.workspace is not None
+        patched: list[tuple[str, str, _write.IndexPatch]] = []
         try:
             if n_procs > 1:
-                results = _in_processes(tasks, edits, regenerate_uids, run_id, n_procs, bar)
+                results = _in_processes(
+                    tasks, edits, regenerate_uids, run_id, n_procs, bar, patches
+                )
             else:
-                results = _in_process(tasks, edits, regenerate_uids, run_id, bar)
+                results = _in_process(tasks, edits, regenerate_uids, run_id, bar, patches)
             for (src, dst, backup), result in zip(tasks, results, strict=True):
                 if result is None:  # not run: an earlier file of its chunk failed
                     continue
@@ -468,6 +480,8 @@ class BatchEdit(_EditVerbs):
                     error = error or result
                     continue
                 written.append(dst)
+                if isinstance(result, _write.Written):
+                    patched.append((str(src), str(dst), result.patch))
                 if backup is not None:
                     backups.append(backup)
                 journal.extend(_journal_rows(run_id, user, src, dst, backup, result))
@@ -477,7 +491,7 @@ class BatchEdit(_EditVerbs):
             if self.workspace is not None and journal:
                 with self.workspace.db.transaction() as con:
                     record_edits(con, journal)
-                self._reindex(written, out_dir)
+                self._reindex(written, out_dir, patched, new_folder=new_folder)
         if error is not None:
             raise error
         logger.info("edit run %s wrote %d file(s)", run_id, len(written))
@@ -489,11 +503,48 @@ class BatchEdit(_EditVerbs):
             seconds=time.perf_counter() - started,
         )
 
-    def _reindex(self, written: Sequence[Path], out_dir: Path | None) -> None:
+    def _reindex(
+        self,
+        written: Sequence[Path],
+        out_dir: Path | None,
+        patched: Sequence[tuple[str, str, _write.IndexPatch]] = (),
+        *,
+        new_folder: bool = False,
+    ) -> None:
+        """Bring the index up to date with the files written.
+
+        The rows of files whose sources are indexed (and unchanged since) are derived
+        from the sources' rows (:func:`dicomflow_lab.store.reindex.patch_instances`).
+        When that covers every file of an output folder this save created, the folder
+        is recorded as a source and that is all an index of it would do
+        (:func:`~dicomflow_lab.store.reindex.finish_folder`). Otherwise the output
+        folder (or, in place, the roots the files were indexed under) is indexed as
+        before, which skips the patched files as unchanged and reads the rest.
+        """
         ws = self.workspace
         if ws is None or not written:
             return
-        if out_dir is not None and out_dir.is_dir():
+        save_as = out_dir is not None and out_dir.is_dir()
+        # the source an index would record: the output folder, or the file saved under
+        # a new name; in place, the roots the files were indexed under (kept)
+        source = os.path.abspath(out_dir) if out_dir is not None else None
+        if patched:
+            now = _now()
+            names = [str(p) for p in written]
+            with ws.db.transaction() as con:
+                done = patch_instances(con, patched, source=source, indexed_at=now)
+                complete = new_folder and save_as and source is not None
+                complete = complete and done.issuperset(names)
+                if complete and source is not None:
+                    finish_folder(con, source, names, indexed_at=now)
+            logger.info(
+                "edit run: %d of %d index row(s) derived from the sources' rows",
+                len(done),
+                len(written),
+            )
+            if complete:
+                return
+        if save_as and out_dir is not None:
             ws.index(out_dir, progress=False)
             return
         _reindex_in_place(ws, written)
@@ -510,6 +561,7 @@ def _in_process(
     regenerate: bool,
     run_id: str,
     bar: Any,
+    patches: bool = False,
 ) -> list[list[Change] | BaseException | None]:
     """Edit files in chunks in this process; stop at the first failure."""
     out: list[list[Change] | BaseException | None] = [None] * len(tasks)
@@ -517,7 +569,13 @@ def _in_process(
     mapping: dict[str, str] = {}
     for start in range(0, len(tasks), _CHUNK):
         chunk = _write.run_chunk(
-            tasks[start : start + _CHUNK], edits, regenerate, run_id, cache, mapping
+            tasks[start : start + _CHUNK],
+            edits,
+            regenerate,
+            run_id,
+            cache,
+            mapping,
+            index_patches=patches,
         )
         out[start : start + len(chunk)] = chunk
         if bar is not None:
@@ -534,6 +592,7 @@ def _in_processes(
     run_id: str,
     n_procs: int,
     bar: Any,
+    patches: bool = False,
 ) -> list[list[Change] | BaseException | None]:
     """Edit files in chunks on the worker processes and in this process at once.
 
@@ -573,7 +632,9 @@ def _in_processes(
     def drive_pool() -> None:
         pool = shared_pool(n_procs)
         while group := take(n_procs, front=True):
-            chunks = [(list(tasks[s : s + size]), list(edits), regenerate, run_id) for s in group]
+            chunks = [
+                (list(tasks[s : s + size]), list(edits), regenerate, run_id, patches) for s in group
+            ]
             for index, result in pool.map_unordered(
                 _write.edit_chunk, chunks, timeout=lambda args: 60.0 + 5.0 * len(args[0])
             ):
@@ -597,7 +658,13 @@ def _in_processes(
         while group := take(1, front=False):
             start = group[0]
             chunk = _write.run_chunk(
-                tasks[start : start + size], edits, regenerate, run_id, cache, mapping
+                tasks[start : start + size],
+                edits,
+                regenerate,
+                run_id,
+                cache,
+                mapping,
+                index_patches=patches,
             )
             record(start, chunk)
     finally:

@@ -19,7 +19,12 @@ Three ways, same result:
 :func:`run_chunk` edits a list of files that way and writes them in batches: temporary
 files first, then an ``fsync`` of each (several at once, while the next batch is being
 edited), then the renames (backups before the files they back up), then the folders'
-``fsync``: every file is durable before it replaces anything.
+``fsync``: every file is durable before it replaces anything. Asked to
+(``index_patches=True``), it also returns for each file written what the workspace index
+needs to build the new file's row from its source's row without reading the new file
+(:class:`Written`, :class:`IndexPatch`): the source's size and modification time as read,
+the new file's, and the index values of the top-level elements the edits replaced, decoded
+from the new file's bytes by the indexer's own code.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.charset import convert_encodings
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import DicomDictionary, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -46,14 +51,18 @@ from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
 from dicomflow_lab._fsutil import atomic_write_bytes, fsync_dir
-from dicomflow_lab.core._write_fast import fast_edit
+from dicomflow_lab.core import _write_fast as _wf
+from dicomflow_lab.core._write_fast import Layout, _partial_dataset, fast_edit, scan_layout
+from dicomflow_lab.core.dataset import HeaderReadOptions, _dict_vr, _keyword, header_to_dict
 from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids
 from dicomflow_lab.core.tags import parse_path
 from dicomflow_lab.errors import DicomReadError, EditError
 
 __all__ = [
+    "IndexPatch",
     "Snapshot",
     "Task",
+    "Written",
     "edit_bytes",
     "edit_chunk",
     "edit_file",
@@ -284,15 +293,37 @@ def edit_bytes(
     DicomReadError
         When pydicom cannot read the file.
     """
+    new, changes, _how = _edit_bytes(
+        src, data, edits, regenerate, run_id, cache, mapping, fast=fast
+    )
+    return new, changes
+
+
+def _edit_bytes(
+    src: Path,
+    data: bytes,
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    cache: dict[Any, Any] | None,
+    mapping: dict[str, str] | None,
+    *,
+    fast: bool = True,
+) -> tuple[bytes, list[Change], str]:
+    """:func:`edit_bytes`, also saying how: ``fast``, ``splice`` or ``full`` (a pydicom write).
+
+    ``fast`` and ``splice`` replace only the touched top-level elements; ``fast`` also
+    means that the file passed :func:`~dicomflow_lab.core._write_fast.scan_layout`.
+    """
     try:
         done = fast_edit(data, edits, cache) if fast and not regenerate else None
-        if done is None:
-            done = pydicom_edit(src, data, edits, regenerate, run_id, cache, mapping)
+        if done is not None:
+            return done[0], done[1], "fast"
+        return _pydicom_edit(src, data, edits, regenerate, run_id, cache, mapping)
     except EditError as exc:
         raise EditError(
             f"{src.name}: {exc}", path=exc.path, tag=exc.tag, vr=exc.vr, rule=exc.rule
         ) from exc
-    return done
 
 
 def pydicom_edit(
@@ -305,6 +336,19 @@ def pydicom_edit(
     mapping: dict[str, str] | None = None,
 ) -> tuple[bytes, list[Change]]:
     """Edit through a full pydicom read: :func:`splice` when safe, else a full write."""
+    new, changes, _how = _pydicom_edit(src, data, edits, regenerate, run_id, cache, mapping)
+    return new, changes
+
+
+def _pydicom_edit(
+    src: Path,
+    data: bytes,
+    edits: Sequence[Edit],
+    regenerate: bool,
+    run_id: str,
+    cache: dict[Any, Any] | None,
+    mapping: dict[str, str] | None,
+) -> tuple[bytes, list[Change], str]:
     ds = read_for_edit(src, data=data)
     before = snapshot(ds)
     changes = apply_edits(ds, edits, cache=cache)
@@ -315,11 +359,225 @@ def pydicom_edit(
     meta_changed = regenerate or bool(touched & {0x00080016, 0x00080018})
     spliced = splice(data, ds, touched, before, meta_changed) if touched else data
     if spliced is None:
-        spliced = encode_dataset(ds, src.name)
-    return spliced, changes
+        return encode_dataset(ds, src.name), changes, "full"
+    return spliced, changes, "splice"
 
 
 Task = tuple[Path, Path, "Path | None"]
+
+
+@dataclass(frozen=True)
+class IndexPatch:
+    """What the workspace index needs to derive a written file's row from its source's.
+
+    Attributes
+    ----------
+    src_size, src_mtime_ns : int
+        The source file's size and modification time (ns) when it was read: its index
+        row may serve only if it records exactly these.
+    size, mtime_ns : int
+        The written file's size and modification time (ns).
+    values : tuple of (int, str, object), or None
+        ``(tag, header key, header value)`` of each top-level element the edits set or
+        added, as the indexer shows it (:func:`~dicomflow_lab.core.dataset.header_to_dict`
+        on the element's new bytes, with the file's character set), in tag order.
+        ``None`` when the file must be read again by the indexer (see
+        :func:`index_values`).
+    deleted : tuple of str
+        Header keys of the top-level elements the edits deleted.
+    """
+
+    src_size: int
+    src_mtime_ns: int
+    size: int
+    mtime_ns: int
+    values: tuple[tuple[int, str, Any], ...] | None
+    deleted: tuple[str, ...] = ()
+
+
+class Written(list[Change]):
+    """The changes applied to one written file, with its :class:`IndexPatch`."""
+
+    def __init__(self, changes: Iterable[Change], patch: IndexPatch) -> None:
+        super().__init__(changes)
+        self.patch = patch
+
+
+def _read_with_stat(path: Path) -> tuple[bytes, os.stat_result]:
+    """Read a whole file and return its status as of that read."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        return fh.read(), st
+
+
+#: Top-level elements whose change makes the indexer read the file differently (the
+#: character set decodes every text; the SOP UIDs decide whether the file is an
+#: instance and a DICOMDIR; the image size attributes are checked against Pixel Data's
+#: length) or that the file meta follows: after an edit of one of them the file is
+#: indexed afresh.
+_REINDEX_TAGS = frozenset(
+    {
+        0x00080005,  # Specific Character Set
+        0x00080016,  # SOP Class UID
+        0x00080018,  # SOP Instance UID
+        0x00041220,  # Directory Record Sequence
+        0x00280002,  # Samples per Pixel
+        0x00280008,  # Number of Frames
+        0x00280010,  # Rows
+        0x00280011,  # Columns
+        0x00280100,  # Bits Allocated
+    }
+)
+_PIXEL_GROUP = 0x7FE00000
+_INDEX_CACHE_LIMIT = 4096
+_DEFER_SIZE = HeaderReadOptions().defer_size  # what Workspace.index reads with
+
+
+def index_values(
+    data: bytes,
+    changes: Sequence[Change],
+    cache: dict[Any, Any] | None = None,
+    how: str = "splice",
+) -> tuple[tuple[tuple[int, str, Any], ...], tuple[str, ...]] | None:
+    """Return the index values of the top-level elements `changes` touched in `data`.
+
+    `data` must be the edited file, written by replacing only the touched top-level
+    elements of a file whose index row is otherwise still right (the splice and the
+    fast path; not a full pydicom write, which may change any byte). Each touched
+    element present in `data` is decoded by the indexer's own code
+    (:func:`~dicomflow_lab.core.dataset.header_to_dict` on a dataset of its raw bytes
+    and the file's Specific Character Set, as the indexer reads them).
+
+    Parameters
+    ----------
+    data : bytes
+        The edited file.
+    changes : sequence of Change
+        The changes that produced it.
+    cache : dict, optional
+        Shared across the files of a batch, keyed by the exact raw bytes decoded.
+    how : str, optional
+        ``fast`` when `data` was written by the fast path (so the whole file passes
+        :func:`~dicomflow_lab.core._write_fast.scan_layout`, and walking its elements
+        up to the last touched one suffices); ``splice`` walks the whole file.
+
+    Returns
+    -------
+    tuple or None
+        ``(values, deleted)`` as in :class:`IndexPatch`, or ``None`` when the file must
+        be indexed afresh: edits inside sequences or of sequence items, of file meta,
+        group lengths, repeating-group or :data:`_REINDEX_TAGS` elements, of Pixel
+        Data or elements after it, a sequence or long (deferred) value, or a file the
+        top-level walk
+        (:func:`~dicomflow_lab.core._write_fast.scan_layout`) declines.
+    """
+    tags: set[int] = set()
+    for change in changes:
+        if change.op not in ("set", "add", "delete"):
+            return None
+        parts = parse_path(change.path)
+        if len(parts) != 1 or parts[0][1] is not None:
+            return None
+        tags.add(parts[0][0])
+    if not tags:
+        return (), ()
+    for tag in tags:
+        if tag >> 16 <= 0x0002 or tag & 0xFFFF == 0 or tag in _REINDEX_TAGS:
+            return None
+        if tag >= _PIXEL_GROUP:
+            return None  # Pixel Data and what follows it: the indexer stops before it
+        if keyword_for_tag(tag) and tag not in DicomDictionary:
+            return None  # a repeating group (50xx, 60xx): several tags share a key
+    layout = _head_layout(data, max(tags)) if how == "fast" else scan_layout(data)
+    if layout is None:
+        return None
+    found: dict[int, int] = {}
+    for tag in (_CHARSET, *tags):
+        k = bisect.bisect_left(layout.tags, tag)
+        if k < len(layout.tags) and layout.tags[k] == tag:
+            found[tag] = k
+    present = sorted(t for t in tags if t in found)
+    deleted = tuple(_keyword(t) for t in sorted(tags) if t not in found)
+    raw = tuple(
+        (t, layout.vr(data, found[t]), layout.value(data, found[t]))
+        for t in sorted(found)  # the character set included
+    )
+    key = ("index_values", layout.implicit, raw)
+    cached = None if cache is None else cache.get(key)
+    if cached is None:
+        cached = _decode_for_index(data, layout, present)
+        if cache is not None:
+            if len(cache) >= _INDEX_CACHE_LIMIT:
+                cache.clear()
+            cache[key] = cached
+    if cached is False:
+        return None
+    return cached, deleted
+
+
+def _head_layout(data: bytes, upto: int) -> Layout | None:
+    """:func:`~dicomflow_lab.core._write_fast.scan_layout`'s walk, stopped after `upto`.
+
+    Only for a file known to pass the whole walk: the layout lists the top-level
+    elements up to the first one with a tag above `upto` (each with its end).
+    """
+    try:
+        size = len(data)
+        pos, tsuid = _wf._meta(data, 132)
+        implicit = bool(UID(tsuid).is_implicit_VR)
+        tags: list[int] = []
+        starts: list[int] = []
+        unpack = _wf._implicit_head if implicit else _wf._explicit_head
+        while pos < size:
+            if implicit:
+                group, elem, length = unpack(data, pos)
+                vr, head = None, 8
+            else:
+                group, elem, vr, length = unpack(data, pos)
+                head = 8
+                if vr in _wf._LONG_VRS:
+                    length, head = _wf._u32(data, pos + 8)[0], 12
+            tag = group << 16 | elem
+            tags.append(tag)
+            starts.append(pos)
+            if length == _wf._UNDEFINED:
+                if not _wf._undefined_allowed(tag, vr, implicit):
+                    return None
+                pos = _wf._skip_items(data, pos + head, implicit, 0)
+            else:
+                pos += head + length
+            if tag > upto:
+                break
+        starts.append(pos)
+        return _wf.Layout(implicit, tags, starts)
+    except (_wf._Decline, struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _decode_for_index(data: bytes, layout: Layout, present: Sequence[int]) -> Any:
+    """Decode elements as the indexer would; ``False`` when it must read the file."""
+    for tag in present:
+        k = bisect.bisect_left(layout.tags, tag)
+        vr = layout.vr(data, k)
+        vr_name = vr.decode("ascii") if vr is not None else _dict_vr(tag)
+        if vr_name in ("SQ", "UN") or len(layout.value(data, k)) > _DEFER_SIZE:
+            return False  # long values: the indexer's readers differ in how they defer
+    try:
+        ds = _partial_dataset(data, layout, frozenset(present))
+        if _CHARSET in ds._dict:
+            # a full read (dcmread, as the indexer's) converts Specific Character Set
+            # while reading; header_to_dict reads a converted one differently
+            ds[_CHARSET]  # the access converts the raw element
+        header = header_to_dict(ds)
+    except Exception:
+        return False
+    values = []
+    for tag in present:
+        key = _keyword(tag)
+        if key not in header:
+            return False
+        values.append((tag, key, header[key]))
+    return tuple(values)
 
 
 def run_chunk(
@@ -329,6 +587,8 @@ def run_chunk(
     run_id: str,
     cache: dict[Any, Any] | None = None,
     mapping: dict[str, str] | None = None,
+    *,
+    index_patches: bool = False,
 ) -> list[list[Change] | BaseException | None]:
     """Edit several files and write them atomically, durable before any rename.
 
@@ -345,7 +605,9 @@ def run_chunk(
     -------
     list
         One entry per task, in order: its changes, the exception that stopped it, or
-        ``None`` for a file skipped after a failure.
+        ``None`` for a file skipped after a failure. With `index_patches`, the changes
+        come as a :class:`Written` list that also carries the file's
+        :class:`IndexPatch`.
     """
     cache = {} if cache is None else cache
     mapping = {} if mapping is None else mapping
@@ -355,14 +617,27 @@ def run_chunk(
     try:
         for k, (src, dst, backup) in enumerate(tasks):
             try:
-                data = src.read_bytes()
-                new, changes = edit_bytes(src, data, edits, regenerate, run_id, cache, mapping)
+                data, before = _read_with_stat(src)
+                new, changes, how = _edit_bytes(
+                    src, data, edits, regenerate, run_id, cache, mapping
+                )
                 if backup is not None:
                     batch.backups.add(backup, data)
-                batch.outputs.add(dst, new)
+                after = batch.outputs.add(dst, new)
             except Exception as exc:
                 out[k] = exc
                 break
+            if index_patches:
+                values = None if how == "full" else index_values(new, changes, cache, how)
+                patch = IndexPatch(
+                    before.st_size,
+                    before.st_mtime_ns,
+                    after.st_size,
+                    after.st_mtime_ns,
+                    None if values is None else values[0],
+                    () if values is None else values[1],
+                )
+                changes = Written(changes, patch)
             out[k] = changes
             batch.done.append(k)
             if len(batch.done) >= _BATCH:
@@ -443,11 +718,12 @@ def edit_chunk(
     edits: Sequence[Edit],
     regenerate: bool,
     run_id: str,
+    index_patches: bool = False,
 ) -> list[list[Change] | str | None]:
     """:func:`run_chunk` for a worker process: failures become ``"Type: message"``."""
     return [
         f"{type(r).__name__}: {r}" if isinstance(r, BaseException) else r
-        for r in run_chunk(tasks, edits, regenerate, run_id)
+        for r in run_chunk(tasks, edits, regenerate, run_id, index_patches=index_patches)
     ]
 
 
@@ -483,8 +759,12 @@ class _Staged:
         self.folders: set[Path] = set()
         self.renamed = 0
 
-    def add(self, target: Path, data: bytes) -> None:
-        """Write `data` to a new temporary file beside `target` (not yet synced)."""
+    def add(self, target: Path, data: bytes) -> os.stat_result:
+        """Write `data` to a new temporary file beside `target` (not yet synced).
+
+        Returns the temporary file's status after the write: its size and modification
+        time are the target's once renamed (a rename changes neither).
+        """
         folder = target.parent
         if folder not in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
@@ -494,11 +774,13 @@ class _Staged:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            st = os.fstat(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
             raise
         self._files.append((fd, tmp, target))
+        return st
 
     def fds(self) -> list[int]:
         """Return the descriptors of the temporary files not renamed yet."""

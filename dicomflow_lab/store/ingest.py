@@ -20,6 +20,7 @@ __all__ = [
     "delete_files",
     "known_files",
     "record_problems",
+    "text_to_column_sql",
     "upsert_instances",
 ]
 
@@ -79,7 +80,28 @@ INSTANCE_KEYWORDS: tuple[str, ...] = tuple(INSTANCE_COLUMNS)
 
 
 def _cast(name: str, sql_type: str) -> str:
-    col = f'"{name}"'
+    return text_to_column_sql(f'"{name}"', sql_type)
+
+
+def text_to_column_sql(col: str, sql_type: str) -> str:
+    """Return the SQL that turns the text expression `col` into an ``instances`` column.
+
+    The one conversion of the indexer's text values (:data:`INSTANCE_COLUMNS` types):
+    used by :func:`upsert_instances` and by the edit re-index
+    (:mod:`dicomflow_lab.store.reindex`), so both type a value the same way.
+
+    Parameters
+    ----------
+    col : str
+        A SQL expression of text (a quoted column name, possibly qualified).
+    sql_type : str
+        The column's type in :data:`INSTANCE_COLUMNS`.
+
+    Returns
+    -------
+    str
+        The SQL expression.
+    """
     if sql_type == "VARCHAR":
         return col
     if sql_type == "DATE":
