@@ -360,3 +360,27 @@ def test_a_refused_file_with_worker_processes_stops_the_run_and_journals_the_res
     assert not list((tmp_path / "out").glob(".*.tmp"))
     journal = ws.sql("SELECT DISTINCT new_file_path FROM edits WHERE op = 'set'")
     assert sorted(Path(p).name for p in journal.new_file_path) == written
+
+
+def test_a_file_encoded_against_its_transfer_syntax_is_refused_not_corrupted(tmp_path):
+    """pydicom's SC_rgb_jpeg.dcm declares explicit VR and is encoded implicit VR."""
+    import shutil
+    import warnings
+
+    import pytest as _pytest
+
+    from dicomflow_lab.data import testfile
+    from dicomflow_lab.editor import TagEditor
+    from dicomflow_lab.errors import EditError
+
+    src = tmp_path / "sc.dcm"
+    shutil.copy(testfile("SC_rgb_jpeg.dcm"), src)
+    before = src.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ed = TagEditor(src)
+        ed.set("PatientName", "Doe^Jane")
+        with _pytest.raises(EditError, match=r"sc\.dcm: .*explicit VR.*encoded implicit VR"):
+            ed.save(out=tmp_path / "out")
+    assert src.read_bytes() == before
+    assert not list((tmp_path / "out").rglob("*.dcm")) if (tmp_path / "out").exists() else True

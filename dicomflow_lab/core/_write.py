@@ -340,6 +340,31 @@ def pydicom_edit(
     return new, changes
 
 
+def _refuse_mismatched_encoding(ds: Dataset, src: Path) -> None:
+    """Refuse to edit a file whose dataset is not encoded as its transfer syntax says.
+
+    pydicom reads such a file (with a warning) by guessing the real encoding, but any
+    element written into it would follow the declared one, and the result could be read
+    by nothing. An unchanged copy stays possible.
+    """
+    meta = getattr(ds, "file_meta", None)
+    tsuid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if tsuid is None or not tsuid.is_transfer_syntax:
+        return
+    for elem in ds._dict.values():
+        implicit = getattr(elem, "is_implicit_VR", None)
+        if implicit is not None:
+            if implicit != tsuid.is_implicit_VR:
+                declared = "implicit" if tsuid.is_implicit_VR else "explicit"
+                actual = "implicit" if implicit else "explicit"
+                raise EditError(
+                    f"its transfer syntax ({tsuid.name}) says {declared} VR but "
+                    f"the dataset is encoded {actual} VR; an edited copy would be unreadable, "
+                    "so it is refused. Re-encode the file first (e.g. dcmconv +ti/+te)."
+                )
+            return
+
+
 def _pydicom_edit(
     src: Path,
     data: bytes,
@@ -355,6 +380,8 @@ def _pydicom_edit(
     if regenerate:  # generate_uid(entropy) is deterministic: threads and processes agree
         changes += regenerate_uids(ds, mapping if mapping is not None else {}, run_id)
     touched = {parse_path(c.path)[0][0] for c in changes}
+    if touched:
+        _refuse_mismatched_encoding(ds, src)
     # the file meta changes only with the SOP Class / Instance UIDs
     meta_changed = regenerate or bool(touched & {0x00080016, 0x00080018})
     spliced = splice(data, ds, touched, before, meta_changed) if touched else data
