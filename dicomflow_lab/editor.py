@@ -51,7 +51,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +104,9 @@ class EditReport:
         Backups made (in-place writes only).
     seconds : float
         Wall-clock time.
+    cancelled : bool
+        True when the save was cancelled: ``files`` lists what was written (journaled
+        under ``run_id``, so ``ws.undo(run_id)`` still reverts all of it).
     """
 
     run_id: str
@@ -111,6 +114,7 @@ class EditReport:
     changes: int
     backups: tuple[Path, ...] = ()
     seconds: float = 0.0
+    cancelled: bool = False
 
     def __str__(self) -> str:
         rate = len(self.files) / self.seconds if self.seconds else 0.0
@@ -402,6 +406,8 @@ class BatchEdit(_EditVerbs):
         progress: bool = True,
         workers: int | None = None,
         processes: int | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> EditReport:
         """Apply the pending edits to every file and write the results.
 
@@ -422,6 +428,12 @@ class BatchEdit(_EditVerbs):
         processes : int, optional
             Worker processes (the package's header-reader pool) for large batches;
             default: one per core from 500 files on, else none (this process).
+        on_progress : callable, optional
+            Called as ``on_progress(done, total)`` after each chunk of files (from a
+            worker thread when processes are used).
+        cancel : threading.Event, optional
+            Set it to stop after the chunks in flight; the report says ``cancelled``
+            and everything written stays one journaled run.
 
         Returns
         -------
@@ -461,7 +473,7 @@ class BatchEdit(_EditVerbs):
             (src, dst, self._backup_path(src, run_id) if overwrite else None)
             for src, dst in zip(self.files, targets, strict=True)
         ]
-        bar = _progress_bar(len(tasks), progress)
+        bar = _Progress(_progress_bar(len(tasks), progress), on_progress, len(tasks), cancel)
         n_procs = processes if processes is not None else _auto_processes(len(tasks))
         error: BaseException | None = None
         patches = self.workspace is not None
@@ -486,8 +498,7 @@ class BatchEdit(_EditVerbs):
                     backups.append(backup)
                 journal.extend(_journal_rows(run_id, user, src, dst, backup, result))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
             if self.workspace is not None and journal:
                 with self.workspace.db.transaction() as con:
                     record_edits(con, journal)
@@ -501,6 +512,7 @@ class BatchEdit(_EditVerbs):
             changes=sum(1 for j in journal if j["op"] != "write"),
             backups=tuple(backups),
             seconds=time.perf_counter() - started,
+            cancelled=bar.cancelled and len(written) < len(tasks),
         )
 
     def _reindex(
@@ -568,6 +580,8 @@ def _in_process(
     cache: dict[Any, Any] = {}
     mapping: dict[str, str] = {}
     for start in range(0, len(tasks), _CHUNK):
+        if bar is not None and bar.cancelled:
+            break
         chunk = _write.run_chunk(
             tasks[start : start + _CHUNK],
             edits,
@@ -611,7 +625,7 @@ def _in_processes(
 
     def take(n: int, front: bool) -> list[int]:
         with lock:
-            if failed:
+            if failed or (bar is not None and bar.cancelled):
                 return []
             pop = queue.popleft if front else queue.pop
             return [pop() for _ in range(min(n, len(queue)))]
@@ -714,6 +728,39 @@ def _journal_rows(
         }
         for c in changes
     ]
+
+
+class _Progress:
+    """Counts written files for a tqdm bar and an ``on_progress`` callback; knows cancel."""
+
+    def __init__(
+        self,
+        bar: Any,
+        callback: Callable[[int, int], None] | None,
+        total: int,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.bar = bar
+        self.callback = callback
+        self.total = total
+        self.done = 0
+        self.cancel = cancel
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the cancel event is set."""
+        return self.cancel is not None and self.cancel.is_set()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -384,3 +384,35 @@ def test_a_file_encoded_against_its_transfer_syntax_is_refused_not_corrupted(tmp
             ed.save(out=tmp_path / "out")
     assert src.read_bytes() == before
     assert not list((tmp_path / "out").rglob("*.dcm")) if (tmp_path / "out").exists() else True
+
+
+def test_save_reports_progress_and_cancels_as_one_undoable_run(tmp_path):
+    import threading
+
+    from dicomflow_lab.editor import BatchEdit
+    from dicomflow_lab.workspace import Workspace
+    from tests.conftest import write_series
+
+    folder = tmp_path / "series"
+    write_series(folder, 120)
+    files = sorted(folder.glob("*.dcm"))
+    cancel = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def on_progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        cancel.set()
+
+    with Workspace(ephemeral=True) as ws:
+        batch = BatchEdit(files, workspace=ws)
+        batch.set("PatientName", "Cancel^Me")
+        report = batch.save(
+            tmp_path / "out", progress=False, processes=1, on_progress=on_progress, cancel=cancel
+        )
+        assert report.cancelled
+        assert 0 < len(report.files) < len(files)
+        assert seen[0][1] == len(files) and seen[-1][0] == len(report.files)
+        assert sorted(tmp_path.joinpath("out").rglob("*.dcm")) == sorted(report.files)
+        assert ws.edits()["run_id"].unique().tolist() == [report.run_id]
+        ws.undo(report.run_id)
+        assert not list(tmp_path.joinpath("out").rglob("*.dcm"))

@@ -447,26 +447,34 @@ class TagEditorPanel(BaseWidget):
         from dicomflow_lab.editor import BatchEdit
 
         written = 0
+
+        def on_progress(done: int, total: int) -> None:
+            with self.hold_sync():
+                self.job_done = done
+                self.job_message = f"{done} / {total} files"
+
         try:
             ws, files = self._files_of(scope)
             root = Path(os.path.commonpath([os.path.dirname(f) for f in files]))
-            # in chunks, for progress and cancelling; new UIDs must share one run (mapping)
-            step = len(files) if regen else max(1, min(50, len(files) // 20 or 1))
             with self.hold_sync():
                 self.job_total, self.job_done = len(files), 0
                 self.job_message = f"0 / {len(files)} files"
-            for start in range(0, len(files), step):
-                if self._cancel.is_set():
-                    raise _Cancelled
-                batch = BatchEdit(files[start : start + step], workspace=ws)
-                batch.root = root.resolve()  # keep the layout relative to the whole set
-                for edit in edits:
-                    _apply_edit(batch, edit)
-                report = batch.save(out, overwrite=overwrite, regenerate_uids=regen, progress=False)
-                written += len(report.files)
-                with self.hold_sync():
-                    self.job_done = written
-                    self.job_message = f"{written} / {len(files)} files"
+            # one save, so one journal run: ws.undo(run_id) reverts the whole job
+            batch = BatchEdit(files, workspace=ws)
+            batch.root = root.resolve()  # keep the layout relative to the whole set
+            for edit in edits:
+                _apply_edit(batch, edit)
+            report = batch.save(
+                out,
+                overwrite=overwrite,
+                regenerate_uids=regen,
+                progress=False,
+                on_progress=on_progress,
+                cancel=self._cancel,
+            )
+            written = len(report.files)
+            if report.cancelled:
+                raise _Cancelled
         except _Cancelled:
             with self.hold_sync():
                 self.job_state = "cancelled"
@@ -482,6 +490,7 @@ class TagEditorPanel(BaseWidget):
             self.send({"kind": "job", "state": "error", "message": self.job_error})
             return
         with self.hold_sync():
+            self.job_done = written
             self.job_state = "done"
             self.job_message = f"wrote {written} file(s) of the {scope}"
 
