@@ -25,6 +25,7 @@ import os
 import secrets
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -260,13 +261,14 @@ def _one(
         data = _encode(out)
         if target.exists() and not overwrite and target.read_bytes() != data:
             raise AnonymizationError(
-                f"{target} exists with other content (an earlier run with another template, "
-                "or two inputs with one SOP Instance UID); pass overwrite=True or another out"
+                f"{target} exists with other content: another input of this run has the same "
+                "SOP Instance UID, or an earlier run wrote this folder with another template "
+                "or key; pass overwrite=True or another out"
             )
         earlier = next((d for t, d in writes if t == target), None)
         if earlier is not None and earlier != data:
             raise AnonymizationError(
-                f"{target}: another input of this chunk has the same SOP Instance UID with "
+                f"{target}: another input of this run has the same SOP Instance UID with "
                 "other content"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +279,7 @@ def _one(
         return row
     row.update(
         status="pending",
+        checksum=(zlib.crc32(data), len(data)),  # tells apart same-named outputs of a run
         out_file=str(target),
         SOPInstanceUID=str(out.get("SOPInstanceUID", "")),
         SeriesInstanceUID=str(out.get("SeriesInstanceUID", "")),
@@ -429,9 +432,12 @@ class _Sink:
         self.pending: list[dict[str, Any]] = []
         self.uids: dict[str, str] = {}
         self.patients: dict[str, tuple[str, int | None]] = {}
+        self.by_out: dict[str, dict[str, Any]] = {}
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
+            if row["status"] == "written":
+                self._claim(row)
             self.uids.update(row.get("uid_map") or {})
             patient = row.get("patient")
             if patient and patient[0] is not None:
@@ -442,6 +448,55 @@ class _Sink:
         self.pending.extend(rows)
         if len(self.pending) >= 256:
             self.flush()
+
+    def _claim(self, row: dict[str, Any]) -> None:
+        """Settle two inputs of this run that gave the same output file (same new UIDs).
+
+        Workers write in parallel, so both may have renamed their file into place; the
+        file on disk is the one whose checksum it has. The other input becomes
+        ``failed`` (or ``skipped`` when both outputs were byte-identical).
+        """
+        out = row["out_file"]
+        earlier = self.by_out.get(out)
+        if earlier is None:
+            self.by_out[out] = row
+            return
+        try:
+            data = Path(out).read_bytes()
+            on_disk = (zlib.crc32(data), len(data))
+        except OSError:
+            on_disk = None
+        if tuple(earlier.get("checksum") or ()) == tuple(row.get("checksum") or ()):
+            loser, winner, status = row, earlier, "skipped"
+            why = (
+                f"has the SOP Instance UID of {Path(winner['file']).name}, another input of "
+                "this run, and anonymizes to the same bytes: written once"
+            )
+        else:
+            won = tuple(row.get("checksum") or ()) == on_disk
+            winner, loser = (row, earlier) if won else (earlier, row)
+            status = "failed"
+            why = (
+                f"has the SOP Instance UID of {Path(winner['file']).name}, another input of "
+                "this run, with other content; that input's output was kept"
+            )
+        self.by_out[out] = winner
+        flushed = not any(r is loser for r in self.pending)
+        loser.update(status=status, reason=why, out_file=None, records=[])
+        for key in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
+            loser[key] = None
+        if flushed:
+            with self.ws.private_db.transaction() as con:
+                con.execute(
+                    "UPDATE anonymization_files SET status = ?, reason = ?, out_file = NULL, "
+                    "SOPInstanceUID = NULL, SeriesInstanceUID = NULL, StudyInstanceUID = NULL "
+                    "WHERE run_id = ? AND file_path = ?",
+                    [status, why, self.run_id, loser["file"]],
+                )
+                con.execute(
+                    "DELETE FROM anonymization_audit WHERE run_id = ? AND file_path = ?",
+                    [self.run_id, loser["file"]],
+                )
 
     def flush(self) -> None:
         if not self.pending:

@@ -260,9 +260,15 @@ def test_deid_data_fake_phi_through_the_workspace_verifies_clean(tmp_path):
         .str.contains("burned", case=False)
         .all()
     )
-    # ... and written, with a warning, once the template says the pixels were reviewed
-    assert report.written == len(files) == 10
-    assert report.df["warnings"].str.contains("without pixel cleaning").sum() == held.quarantined
+    # ... and written, with a warning, once the template says the pixels were reviewed;
+    # humans/ctbrain1 and ctbrain2 share one SOP Instance UID: one output, and the report
+    # says why the other has none
+    assert len(files) == 10 and report.written == 9
+    dup = report.df[report.df["status"] != "written"]
+    assert [Path(f).name for f in dup["file"]] in (["ctbrain1.dcm"], ["ctbrain2.dcm"])
+    assert "SOP Instance UID" in dup["reason"].iloc[0]
+    warned = report.df["warnings"].str.contains("without pixel cleaning").sum()
+    assert warned >= held.quarantined - 1
     assert report.verified is True, report.verification.to_string()
 
 
@@ -293,3 +299,58 @@ def test_ultrasounds_are_cleaned_by_the_example_pixel_rules(tmp_path):
             inside[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = True
         assert (cleaned[inside] == 0).all()
         assert np.array_equal(cleaned[~inside], original[~inside])
+
+
+def test_two_inputs_with_one_sop_instance_uid_give_one_output_and_say_so(study, tmp_path):
+    """In parallel workers both may write the same output name: the report says which won."""
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    ds = pydicom.dcmread(study.files[0])
+    for name, thickness in (("a.dcm", "1.0"), ("b.dcm", "2.0"), ("c.dcm", "1.0")):
+        ds.SliceThickness = thickness  # b differs from a; c is a byte-identical copy of a
+        ds.save_as(folder / name)
+    with Workspace(ephemeral=True) as ws:
+        report = ws.anonymize(
+            folder, tmp_path / "anon", key=KEY, workers=2, progress=False, verify=True, index=False
+        )
+    by_name = report.df.assign(name=report.df["file"].map(lambda f: Path(f).name))
+    by_name = by_name.set_index("name")
+    outputs = list((tmp_path / "anon").rglob("*.dcm"))
+    assert len(outputs) == 1 and report.written == 1
+    winner = by_name[by_name["status"] == "written"].index[0]
+    kept = pydicom.dcmread(outputs[0])
+    assert str(kept.SliceThickness) == ("2.0" if winner == "b.dcm" else "1.0")
+    others = by_name.drop(index=winner)
+    assert set(others["status"]) <= {"failed", "skipped"}
+    assert others["reason"].str.contains("another input of this run|same output as").all()
+    assert report.verified is True, report.verification.to_string()
+
+
+@pytest.mark.parametrize("base", ["basic", "research", "retain-uids", "clinical-trial"])
+def test_every_bundled_pydicom_file_verifies_clean(base, tmp_path):
+    """pydicom's test files (SR, RT, multi-frame, odd encodings) through the whole path."""
+    import warnings
+
+    from dicomflow_lab.anonymize import load_template, template_from_dict
+    from dicomflow_lab.data import testfiles
+
+    template = template_from_dict({**load_template(base).to_dict(), "burned_in": "warn"})
+    files = [str(f) for f in testfiles()]
+    with warnings.catch_warnings(), Workspace(ephemeral=True) as ws:
+        warnings.simplefilter("ignore")
+        report = ws.anonymize(
+            files,
+            tmp_path / "anon",
+            template=template,
+            key=KEY,
+            workers=2,
+            progress=False,
+            verify=True,
+            index=False,
+        )
+    assert report.written > 30
+    assert report.verified is True, report.verification.to_string()
+    # what was not written says why: not DICOM, a DICOMDIR, unreadable, or a SOP Instance
+    # UID shared with another input (pydicom ships one image in many encodings)
+    held = report.df[report.df["status"] != "written"]
+    assert held["reason"].notna().all()

@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
-from .profile import Action, Option, resolve_action
+from .profile import Action, Option, resolve_action, row_for
 from .templates import Template, load_template
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,21 @@ class _Instance:
     retained_values: frozenset[str] = frozenset()  # whole values of retained attributes
     hits: list[tuple[str, str, str, str]] = field(default_factory=list)
     # (check, location, value key, output attribute)
+
+
+#: Coded-concept attributes: terminology (CodeValue, CodeMeaning, scheme), not identity.
+_TERMINOLOGY_TAGS = frozenset(
+    {
+        0x00080100,  # CodeValue
+        0x00080102,  # CodingSchemeDesignator
+        0x00080103,  # CodingSchemeVersion
+        0x00080104,  # CodeMeaning
+        0x00080105,  # MappingResource
+        0x00080119,  # LongCodeValue
+        0x00080120,  # URNCodeValue
+        0x00080122,  # MappingResourceName
+    }
+)
 
 
 def _keyword(tag: int) -> str:
@@ -193,6 +208,10 @@ class _Rules:
         if vr == "SQ" and action in (Action.U, Action.X_Z_U):
             return "K"  # items kept, the UIDs inside follow their own action
         return "X"
+
+    def listed(self, tag: int) -> bool:
+        """Return True if Table E.1-1 lists ``tag`` (exactly or by a group mask)."""
+        return row_for(tag) is not None and not tag >> 16 & 1
 
     def private(self, tag: int, creator: str | None) -> str:
         ov = self.template.override_for(tag)
@@ -452,6 +471,11 @@ class _OriginalWalker:
                 own = self.rules.public(tag, vr, is_meta)
             if vr == "UI" and own == "K" and self.rules.retain_uids:
                 pass  # Retain UIDs keeps UIDs wherever they sit, dummied sequences too
+            elif own == "K" and state == "X" and not is_meta and self.rules.listed(tag):
+                # an option keeps it (Retain UIDs, full dates, the time of day under
+                # modified dates...) inside a dummied sequence too: the table decides
+                # for the attributes it lists, wherever they sit
+                pass
             elif state == "X":
                 own = "X"
             elif state == "C" and own == "K":
@@ -484,6 +508,8 @@ class _OriginalWalker:
             elif own == "X":
                 if vr in ("OB", "OW", "OD", "OF", "OL", "OV") and not (tag >> 16 & 1):
                     continue  # public bulk data is not text
+                if vr in ("CS", "DS", "IS") or tag in _TERMINOLOGY_TAGS:
+                    continue  # defined terms, numbers and coded concepts name no one
                 origin = _Origin(_attr_name(tag), _kind(tag, vr))
                 for text, date_like, whole in _search_values(vr, value, self.rules.min_length):
                     if (date_like or len(text) >= self.rules.min_length) and not _is_trivial(text):

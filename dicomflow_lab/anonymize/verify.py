@@ -27,19 +27,22 @@ that identify nobody, and is covered by the search for all the other values.
 From each identifying element the search values are: each value of a multi-valued
 element; for PN each name, each component group (alphabetic, ideographic, phonetic),
 each component and each word of a component; for LT/ST/UT the whole text and each line;
-for DT also its date; for TM (6 digits or more) also ``HHMMSS``. Binary numbers and bulk
-data are not search values. A value is ignored when it is shorter than ``min_length``
-(dates and UIDs excepted), when it is a dummy or placeholder (``19000101``, ``000000``,
-only zeros, one repeated character, ``UNKNOWN``, ``ANONYMOUS``...), or when it also
-occurs in a retained attribute of the same original (it is then legitimately in the
-output; ``strict=True`` narrows this for whole values to an exactly equal retained
-value). A hit in an output is ignored when the value is not identifying for the
-output's own original and that original holds it in a retained or cleaned attribute.
-Under modified dates, a date element holding the original's date at the same place
-shifted by the output's offset (the most common shift of the pair) is not a hit even when
-it equals another original date. Pure digit values match only between non-digits (and
-between non-alphanumerics when shorter than 6 digits) so that they are not found inside
-random UIDs. Letters match case-insensitively.
+for DT also its date; for TM (6 digits or more) also ``HHMMSS``. Binary numbers, bulk
+data, code strings (CS: defined terms such as ``DATE`` or ``IMAGE``), decimal and
+integer strings (DS, IS) and coded concepts (Code Value, Code Meaning, Coding Scheme...)
+are not search values: they name no one, and searching them finds the standard's own
+words in every output. A value is ignored when it is shorter than ``min_length`` (dates
+and UIDs excepted), when it is a dummy or placeholder (``19000101``, ``000000``, only
+zeros, one repeated character, ``UNKNOWN``, ``ANONYMOUS``...), or when it also occurs in
+a retained attribute of the same original (it is then legitimately in the output;
+``strict=True`` narrows this for whole values to an exactly equal retained value). A hit
+in an output is ignored when the value is not identifying for the output's own original
+and that original holds it in a retained or cleaned attribute. Under modified dates, a
+date element holding the original's date at the same place shifted by the output's
+offset (the most common shift of the pair) is not a hit even when it equals another
+original date. Pure digit values match only between non-digits (and between
+non-alphanumerics when shorter than 6 digits) so that they are not found inside random
+UIDs. Letters match case-insensitively.
 
 UIDs: every UI value (three components or more) of an identifying element that is not
 well-known (pydicom's UID dictionary or the DICOM root ``1.2.840.10008.``) must not occur
@@ -66,6 +69,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -98,6 +102,7 @@ from ._verify_rules import (
     _OriginalWalker,
     _Rules,
 )
+from .profile import Option
 from .templates import Template
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -460,6 +465,24 @@ def verify(
     return pd.DataFrame(residual.rows, columns=list(COLUMNS))
 
 
+#: Where a de-identifier names what it did (PS3.15 E.1.1, C.7.1.1.1.3 / CID 7050).
+_DEID_ATTRIBUTES = ("(0012,0063)", "(0012,0064)")
+
+
+def _deid_vocabulary(rules: _Rules) -> frozenset[str]:
+    """Words the standard (and the template's name) put in the de-identification method.
+
+    An original value equal to one of them ("Patient", "Dates") found there is the
+    standard's wording, not a leak; anywhere else it is still reported.
+    """
+    titles = [o.title for o in Option] + [
+        "Basic Application Confidentiality Profile",
+        "PS3.15 Basic Profile",
+        rules.template.name,
+    ]
+    return frozenset(w.lower() for t in titles for w in re.split(r"[\s+_\-]+", t) if len(w) >= 3)
+
+
 def _norm(p: str | os.PathLike[str]) -> str:
     return os.path.normcase(os.path.abspath(os.fspath(p)))
 
@@ -476,11 +499,14 @@ def _search_elements(
     inst.date_paths = date_paths
     found: set[str] = set()
     if matcher.text is not None:
+        vocabulary = _deid_vocabulary(rules)
         for m in _finditer_overlapping(matcher.text, text, 0, len(text)):
             key = m.group().lower()
             loc, kw = where[bisect.bisect_right(starts, m.start()) - 1]
-            inst.hits.append(("phi", loc, key, kw))
             found.add(key)
+            if loc.startswith(_DEID_ATTRIBUTES) and key in vocabulary:
+                continue  # "Patient" of an ROI name vs "Retain Patient Characteristics"
+            inst.hits.append(("phi", loc, key, kw))
     if uid_registry:
         for m in _UID_TOKEN.finditer(text):
             hit = _uid_hit(m.group(), uid_registry)
@@ -664,6 +690,8 @@ def _check_uids(
                 if path.startswith("meta:") and path != "meta:(0002,0003)":
                     continue  # the implementation UID names the writing software
                 old, new = o.uid_paths[path], a.uid_paths.get(path)
+                if path == "meta:(0002,0003)" and new == a.sop_uid == o.sop_uid:
+                    continue  # a file meta that disagreed with its dataset, made to agree
                 if new is not None and new != old and not _is_well_known(old):
                     residual.add(
                         "uid", a.label, _loc(path), _path_attr(path), "uid",

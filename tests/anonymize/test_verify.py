@@ -723,3 +723,36 @@ def test_shifted_dates_equal_to_another_original_date_are_not_leaks(small, tmp_p
     residual = verify(folder, tmp_path / "bad", template="research")
     row = one(residual, location="(0008,0023)")
     assert row.kind == "date" and len(residual) == 1
+
+
+def test_standard_words_of_the_deid_method_are_not_leaks_but_elsewhere_they_are():
+    """An ROI named "Patient" vs "Retain Patient Characteristics Option" in the method."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from dicomflow_lab.anonymize import template_from_options, verify
+
+    def instance(uid: str) -> Dataset:
+        ds = Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+        ds.SOPInstanceUID = uid
+        ds.Modality = "RTSTRUCT"
+        return ds
+
+    original = instance("1.2.826.0.1.3680043.99.1")
+    roi = Dataset()
+    roi.ROIName = "Patient"
+    roi.ROINumber = 1
+    original.StructureSetROISequence = Sequence([roi])
+    template = template_from_options("retain_patient_characteristics")
+    out = instance("2.25.12345")
+    out.DeidentificationMethod = ["PS3.15 Basic Profile", template.name]
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "113108", "DCM"
+    code.CodeMeaning = "Retain Patient Characteristics Option"
+    out.DeidentificationMethodCodeSequence = Sequence([code])
+    uid_map = {original.SOPInstanceUID: out.SOPInstanceUID}
+    assert verify([original], [out], template=template, uid_map=uid_map).empty
+    out.ImageComments = "whole body: Patient"
+    residual = verify([original], [out], template=template, uid_map=uid_map)
+    assert residual["location"].tolist() == ["(0020,4000)"]
