@@ -328,14 +328,17 @@ def test_two_inputs_with_one_sop_instance_uid_give_one_output_and_say_so(study, 
 
 @pytest.mark.parametrize("base", ["basic", "research", "retain-uids", "clinical-trial"])
 def test_every_bundled_pydicom_file_verifies_clean(base, tmp_path):
-    """pydicom's test files (SR, RT, multi-frame, odd encodings) through the whole path."""
+    """pydicom's test files (SR, RT, multi-frame, odd encodings, character sets), end to end."""
     import warnings
 
     from dicomflow_lab.anonymize import load_template, template_from_dict
     from dicomflow_lab.data import testfiles
 
     template = template_from_dict({**load_template(base).to_dict(), "burned_in": "warn"})
-    files = [str(f) for f in testfiles()]
+    from pydicom.data import get_charset_files
+
+    # plus pydicom's character-set files: Arabic, Greek, Hebrew, Japanese, Korean, Chinese...
+    files = [str(f) for f in testfiles()] + sorted(get_charset_files("*.dcm"))
     with warnings.catch_warnings(), Workspace(ephemeral=True) as ws:
         warnings.simplefilter("ignore")
         report = ws.anonymize(
