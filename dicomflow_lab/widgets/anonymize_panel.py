@@ -43,7 +43,7 @@ from dicomflow_lab.anonymize import (
 )
 from dicomflow_lab.widgets._base import BaseWidget, Reply
 from dicomflow_lab.widgets._messages import ANONYMIZE_KINDS, Request
-from dicomflow_lab.widgets._static import panel_module
+from dicomflow_lab.widgets._static import panel_module, panel_style
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab.workspace import Workspace
@@ -107,7 +107,7 @@ class AnonymizePanel(BaseWidget):
     """
 
     _esm = panel_module("anonymize_panel.js")
-    _css = Path(__file__).parent / "static" / "anonymize_panel.css"
+    _css = panel_style("anonymize_panel.css")
     _request_kinds = ANONYMIZE_KINDS
 
     choices = t.List(t.Dict()).tag(sync=True)

@@ -37,7 +37,7 @@ import traitlets as t
 
 from dicomflow_lab.widgets._base import BaseWidget, Reply
 from dicomflow_lab.widgets._messages import Field, Kinds, Request
-from dicomflow_lab.widgets._static import panel_module
+from dicomflow_lab.widgets._static import panel_module, panel_style
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab.editor import TagEditor
@@ -131,7 +131,7 @@ class TagEditorPanel(BaseWidget):
     """
 
     _esm = panel_module("tag_editor.js")
-    _css = Path(__file__).parent / "static" / "tag_editor.css"
+    _css = panel_style("tag_editor.css")
     _request_kinds = TAG_EDITOR_KINDS
 
     n_rows = t.Int(0).tag(sync=True)

@@ -26,6 +26,7 @@ from dicomflow_lab._fsutil import atomic_write_bytes
 from dicomflow_lab.errors import PixelDataError
 from dicomflow_lab.widgets._base import BaseWidget, Reply
 from dicomflow_lab.widgets._messages import Request
+from dicomflow_lab.widgets._static import panel_style
 
 if TYPE_CHECKING:  # pragma: no cover
     from dicomflow_lab.core.pixels import Frame, FrameCache
@@ -89,7 +90,7 @@ class Viewer(BaseWidget):
     """
 
     _esm = Path(__file__).parent / "static" / "viewer.js"
-    _css = Path(__file__).parent / "static" / "viewer.css"
+    _css = panel_style("viewer.css")
 
     series = t.List(t.Dict()).tag(sync=True)
     series_key = t.Unicode("").tag(sync=True)
