@@ -21,6 +21,8 @@ import stat
 import struct
 from typing import Any
 
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
 from dicomflow_lab.core.dataset import (
     _BINARY_NUMBER_FORMATS,
     _NUMBER_STRING_VRS,
@@ -39,7 +41,8 @@ from dicomflow_lab.core.dataset import (
 __all__ = ["fast_header"]
 
 HEAD_BYTES = 64 * 1024
-_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"})
+#: VRs with 2 reserved bytes and a 32-bit length in explicit VR (PS3.5 Table 7.1-1)
+_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 _KNOWN_VRS = frozenset(
     [
         "AE",

@@ -59,7 +59,16 @@ _TEXT_VRS = frozenset(
 _CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _SPLIT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "PN", "SH", "TM", "UC", "UI"})
 _NUMBER_STRING_VRS = frozenset({"IS", "DS"})
-_BINARY_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d"}
+_BINARY_NUMBER_FORMATS = {
+    "US": "H",
+    "SS": "h",
+    "UL": "L",
+    "SL": "l",
+    "SV": "q",
+    "UV": "Q",
+    "FL": "f",
+    "FD": "d",
+}
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _VALID_VRS = frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
@@ -629,7 +638,7 @@ def decode_text(vr: str, value: bytes, codec: str) -> Any:
 
 
 def decode_numbers(vr: str, value: bytes, *, little_endian: bool = True) -> Any:
-    """Unpack a binary number value (US, SS, UL, SL, FL, FD): a number, or a list if VM > 1."""
+    """Unpack a binary number value (US, SS, UL, SL, SV, UV, FL, FD): a number, or a list."""
     fmt = _BINARY_NUMBER_FORMATS[vr]
     width = struct.calcsize("<" + fmt)
     count = len(value) // width

@@ -55,3 +55,19 @@ def test_fast_path_declines_truncated_files(tmp_path):
             # only a cut exactly at an element boundary before the pixels may pass,
             # and then it must agree with pydicom's reading
             assert result[0] == _slow(p)[0]
+
+
+def test_64_bit_vrs_sv_and_uv_have_4_byte_lengths_and_decode_alike(tmp_path):
+    """PS3.5 Table 7.1-1: SV and UV are written like OB (2 reserved bytes, 32-bit length)."""
+    import pydicom
+
+    paths = write_series(tmp_path, 1)
+    ds = pydicom.dcmread(paths[0])
+    ds.SelectorSVValue = [-(2**40), 7]
+    ds.SelectorUVValue = 2**63 + 5
+    ds.save_as(paths[0])
+    fast = fast_header(paths[0], paths[0].stat().st_size)
+    slow = _slow(paths[0])[0]
+    assert slow["SelectorSVValue"] == [-(2**40), 7]
+    assert slow["SelectorUVValue"] == 2**63 + 5
+    assert fast is not None and fast[0] == slow
