@@ -348,6 +348,8 @@ def _files_of(ws: Workspace, selection: Any) -> list[str]:
 
     if isinstance(selection, StudyList):
         return [f for s in selection for f in _files_of(ws, s)]
+    if isinstance(getattr(selection, "study", None), Study):  # a viewer: its study
+        selection = selection.study
     if isinstance(selection, Study):
         return [str(p) for p in selection.instances()["file_path"]]
     files = [str(Path(p).expanduser().absolute()) for p in resolve_selection(ws, selection)]

@@ -539,8 +539,8 @@ class Workspace:
         ----------
         selection : str, os.PathLike, sequence, pandas.DataFrame, Study or StudyList
             A file or folder, a list of files, a Study/Series Instance UID of the index,
-            a DataFrame with a ``file_path`` column (e.g. ``ws.instances(...)``) or a
-            :class:`~dicomflow_lab.Study`.
+            a DataFrame with a ``file_path`` column (e.g. ``ws.instances(...)``), a
+            :class:`~dicomflow_lab.Study` or a viewer (``dfl.open(...)``: its study).
         out : str or os.PathLike, optional
             The output folder (default ``<workspace>/files/anon/<run_id>``). Files are
             written as ``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``

@@ -357,3 +357,19 @@ def test_every_bundled_pydicom_file_verifies_clean(base, tmp_path):
     # UID shared with another input (pydicom ships one image in many encodings)
     held = report.df[report.df["status"] != "written"]
     assert held["reason"].notna().all()
+
+
+def test_a_study_or_its_viewer_is_a_selection(study, tmp_path):
+    import dicomflow_lab as dfl
+
+    with Workspace(ephemeral=True) as ws:
+        opened = dfl.open(study.path, workspace=ws, progress=False, view=False)
+        by_study = ws.anonymize(
+            opened, tmp_path / "a", key=KEY, workers=1, progress=False, index=False
+        )
+        viewer = dfl.open(study.path, workspace=ws, progress=False)
+        by_viewer = ws.anonymize(
+            viewer, tmp_path / "b", key=KEY, workers=1, progress=False, index=False
+        )
+    assert by_study.written == by_viewer.written == len(study.files)
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
