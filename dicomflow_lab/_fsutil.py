@@ -4,12 +4,65 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write_bytes", "atomic_write_many", "atomic_writer", "fsync_dir"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_many",
+    "atomic_writer",
+    "create_temp",
+    "fsync_dir",
+]
+
+
+def _umask() -> int:
+    """Return the process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - non-Linux
+    os.umask(mask)
+    return mask
+
+
+def create_temp(target: Path, *, like: Path | None = None) -> tuple[int, str]:
+    """Create a temporary file beside `target`, with the permissions `target` will need.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0600); renamed over
+    a file, that would silently change its permissions. The temporary file gets the mode
+    of `like` (e.g. the original a backup copies), else of the existing `target`, else
+    the usual mode of a new file (0666 less the umask).
+
+    Returns
+    -------
+    tuple of (int, str)
+        The open descriptor and the temporary file's name; the caller renames or
+        removes it.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        mode = None
+        for model in (like, target):
+            if model is not None:
+                try:
+                    mode = stat.S_IMODE(os.stat(model).st_mode)
+                    break
+                except OSError:
+                    continue
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    return fd, name
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -49,7 +102,7 @@ def atomic_writer(
         file is removed and `path` is left as it was.
     """
     final = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp_name = create_temp(final)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -114,9 +167,7 @@ def atomic_write_many(
     try:
         for i, (target, data) in enumerate(items):
             try:
-                fd, tmp = tempfile.mkstemp(
-                    prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-                )
+                fd, tmp = create_temp(target)
             except OSError as exc:
                 errors[i] = exc
                 continue

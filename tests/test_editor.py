@@ -416,3 +416,21 @@ def test_save_reports_progress_and_cancels_as_one_undoable_run(tmp_path):
         assert ws.edits()["run_id"].unique().tolist() == [report.run_id]
         ws.undo(report.run_id)
         assert not list(tmp_path.joinpath("out").rglob("*.dcm"))
+
+
+def test_in_place_edit_keeps_the_files_permissions_and_the_backup_gets_them_too(tmp_path):
+    import shutil
+    import stat
+
+    from dicomflow_lab.data import testfile
+    from dicomflow_lab.editor import TagEditor
+
+    src = tmp_path / "ct.dcm"
+    shutil.copy(testfile("CT_small.dcm"), src)
+    src.chmod(0o640)
+    ed = TagEditor(src)
+    ed.set("PatientName", "Perm^Kept")
+    ed.save(overwrite=True)
+    assert stat.S_IMODE(src.stat().st_mode) == 0o640
+    backups = [p for p in tmp_path.iterdir() if p != src]
+    assert backups and all(stat.S_IMODE(p.stat().st_mode) == 0o640 for p in backups)

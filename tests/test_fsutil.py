@@ -28,3 +28,25 @@ def test_atomic_write_many_writes_all_and_reports_each_failure(tmp_path):
 
 def test_atomic_write_many_with_nothing_to_write():
     assert atomic_write_many([]) == []
+
+
+def test_atomic_writes_keep_a_replaced_files_mode_and_give_new_files_the_usual_one(tmp_path):
+    import os
+    import stat
+
+    from dicomflow_lab._fsutil import atomic_write_bytes
+
+    old = os.umask(0o027)
+    try:
+        existing = tmp_path / "kept.bin"
+        existing.write_bytes(b"old")
+        existing.chmod(0o604)
+        atomic_write_bytes(existing, b"new")
+        atomic_write_many([(tmp_path / "new-many.bin", b"x")])
+        atomic_write_bytes(tmp_path / "new-one.bin", b"y")
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(existing) == 0o604  # not mkstemp's 0600
+    assert mode(tmp_path / "new-many.bin") == 0o640  # 0666 less the umask
+    assert mode(tmp_path / "new-one.bin") == 0o640

@@ -34,7 +34,6 @@ import contextlib
 import io
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
-from dicomflow_lab._fsutil import atomic_write_bytes, fsync_dir
+from dicomflow_lab._fsutil import atomic_write_bytes, create_temp, fsync_dir
 from dicomflow_lab.core import _write_fast as _wf
 from dicomflow_lab.core._write_fast import Layout, _partial_dataset, fast_edit, scan_layout
 from dicomflow_lab.core.dataset import HeaderReadOptions, _dict_vr, _keyword, header_to_dict
@@ -649,7 +648,7 @@ def run_chunk(
                     src, data, edits, regenerate, run_id, cache, mapping
                 )
                 if backup is not None:
-                    batch.backups.add(backup, data)
+                    batch.backups.add(backup, data, like=src)
                 after = batch.outputs.add(dst, new)
             except Exception as exc:
                 out[k] = exc
@@ -786,8 +785,11 @@ class _Staged:
         self.folders: set[Path] = set()
         self.renamed = 0
 
-    def add(self, target: Path, data: bytes) -> os.stat_result:
+    def add(self, target: Path, data: bytes, *, like: Path | None = None) -> os.stat_result:
         """Write `data` to a new temporary file beside `target` (not yet synced).
+
+        The file gets the permissions of `like` (a backup: its original), else of the
+        `target` it replaces, else those of a new file.
 
         Returns the temporary file's status after the write: its size and modification
         time are the target's once renamed (a rename changes neither).
@@ -796,7 +798,7 @@ class _Staged:
         if folder not in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
             self.folders.add(folder)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = create_temp(target, like=like)
         try:
             view = memoryview(data)
             while view:
