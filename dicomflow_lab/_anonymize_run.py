@@ -440,7 +440,7 @@ class _Sink:
         for row in rows:
             if row["status"] == "written":
                 self._claim(row)
-            self.uids.update(row.get("uid_map") or {})
+            self.uids.update(row.pop("uid_map", None) or {})
             patient = row.get("patient")
             if patient and patient[0] is not None:
                 self.patients.setdefault(
@@ -519,7 +519,11 @@ class _Sink:
                 "pixel_rule": [r.get("pixel_rule") for r in rows],
             }
         )
-        audit = [(self.run_id, r["file"], *rec) for r in rows for rec in (r.get("records") or ())]
+        # the records go to the audit table and are dropped here: a run of 100,000 files
+        # must not keep millions of tuples in memory for its report
+        audit = [
+            (self.run_id, r["file"], *rec) for r in rows for rec in (r.pop("records", None) or ())
+        ]
         audit_df = pd.DataFrame(
             audit,
             columns=[
