@@ -74,9 +74,9 @@ class AnonymizationReport:
     df : pandas.DataFrame
         One row per input file: ``file`` (original), ``out_file``, ``status`` (written,
         quarantined, skipped, failed), ``reason``, the new Study/Series/SOP Instance UIDs,
-        a count per action (X Z D U K C and the overrides keep/replace/remove/hash;
-        K counts attributes of the table kept by an option — elements the table does not
-        list are kept without a count, see ``Anonymizer.preview`` for every element),
+        a count per action (X Z D U K C and the overrides keep/replace/remove/hash; the
+        same counts as ``Anonymizer.preview``, K including the elements the table does
+        not list; the audit table lists only the attributes acted on),
         ``warnings`` and ``pixel_rule``.
     verification : pandas.DataFrame or None
         The residual table of :func:`dicomflow_lab.anonymize.verify` (empty = clean), or

@@ -79,10 +79,18 @@ class InstanceResult:
     patient: tuple[str, str] | None = None
     date_offset_days: int | None = None
     pixel_rule: str | None = None
+    kept_unrecorded: int = 0
 
     def counts(self) -> dict[str, int]:
-        """Return how many elements got each action, e.g. ``{"X": 12, "U": 4, ...}``."""
-        return dict(sorted(Counter(r.action for r in self.records).items()))
+        """Return how many elements got each action, e.g. ``{"X": 12, "U": 4, ...}``.
+
+        K includes the elements outside the table kept as read, which have no record
+        unless values are recorded (preview): the counts are the same either way.
+        """
+        counts = Counter(r.action for r in self.records)
+        if self.kept_unrecorded:
+            counts["K"] += self.kept_unrecorded
+        return dict(sorted(counts.items()))
 
 
 # -- safe private list ------------------------------------------------------------------

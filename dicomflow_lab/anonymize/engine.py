@@ -124,6 +124,7 @@ class _State:
         "cleaner",
         "identity",
         "implicit",
+        "kept_unrecorded",
         "little",
         "offset",
         "record_values",
@@ -144,6 +145,7 @@ class _State:
         self.offset: int | None = None
         self.cleaner: Cleaner | None = None
         self.identity = patient_pattern(src)
+        self.kept_unrecorded = 0
         self.implicit, self.little = src.original_encoding
 
 
@@ -551,6 +553,7 @@ class Anonymizer:
             patient=(orig_pid, self._pseudo.patient_id(orig_pid)),
             date_offset_days=st.offset,
             pixel_rule=pixel_desc,
+            kept_unrecorded=st.kept_unrecorded,
         )
 
     # -- burned-in annotations ---------------------------------------------------------
@@ -708,6 +711,8 @@ class Anonymizer:
             odict[tag] = raw if is_raw else copy.copy(raw)
             if st.record_values:
                 self._record(st, prefix, tag, vr, "K", rule, raw, odict, tag)
+            else:
+                st.kept_unrecorded += 1
             return
         if vr == "UN" and known(itag) and is_raw:
             vr = None  # an explicit UN of a known tag: let pydicom give it its real VR

@@ -401,3 +401,21 @@ def test_group_0000_and_file_meta_in_body_are_handled():
     ds.add_new(0x00001000, "UI", "1.2.3.4.5")  # Affected SOP Instance UID (table: X)
     out = Anonymizer("basic", key="k").anonymize(ds).dataset
     assert 0x00001000 not in out
+
+
+def test_preview_and_anonymize_count_the_same_actions(tmp_path):
+    """A run's report counts (K included) are what the preview showed for the instance."""
+    import pydicom
+
+    from dicomflow_lab.anonymize import Anonymizer
+    from dicomflow_lab.core.sample import write_sample_study
+    from dicomflow_lab.data import testfile
+
+    study = write_sample_study(tmp_path / "s", ct_slices=2, ct_size=32, mr_slices=1, mr_size=32)
+    for path in (study.files[0], testfile("MR_small.dcm"), testfile("rtplan.dcm")):
+        for template in ("basic", "research"):
+            anon = Anonymizer(template, key="counts")
+            shown = anon.preview(path).groupby("action").size().to_dict()
+            done = anon.anonymize(pydicom.dcmread(path)).counts()
+            assert done == shown, (path, template)
+            assert done.get("K", 0) > 0
