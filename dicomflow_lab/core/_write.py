@@ -45,13 +45,17 @@ from pydicom.charset import convert_encodings
 from pydicom.datadict import DicomDictionary, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
 from dicomflow_lab._fsutil import atomic_write_bytes, create_temp, fsync_dir
 from dicomflow_lab.core import _write_fast as _wf
-from dicomflow_lab.core._write_fast import Layout, _partial_dataset, fast_edit, scan_layout
+from dicomflow_lab.core._write_fast import (
+    Layout,
+    _partial_dataset,
+    encode_element,
+    fast_edit,
+    scan_layout,
+)
 from dicomflow_lab.core.dataset import HeaderReadOptions, _dict_vr, _keyword, header_to_dict
 from dicomflow_lab.core.edit import Change, Edit, apply_edits, regenerate_uids
 from dicomflow_lab.core.tags import parse_path
@@ -239,14 +243,10 @@ def splice(
             return None
         out.write(data[cursor:start])
         if tag in ds:
-            fp = DicomBytesIO()
-            fp.is_little_endian = True
-            fp.is_implicit_VR = before.implicit
-            try:
-                write_data_element(fp, ds[tag], encodings)
-            except Exception:
+            element = encode_element(ds, tag, before.implicit, encodings)
+            if element is None:
                 return None
-            out.write(fp.getvalue())
+            out.write(element)
         cursor = end
     out.write(data[cursor:])
     return out.getvalue()

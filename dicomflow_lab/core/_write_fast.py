@@ -326,6 +326,18 @@ def _partial_dataset(data: bytes, layout: Layout, tags: frozenset[int]) -> Datas
     return ds
 
 
+def encode_element(ds: Dataset, tag: int, implicit: bool, encodings: Sequence[str]) -> bytes | None:
+    """Encode one element of `ds` as little-endian bytes; None if pydicom refuses it."""
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = implicit
+    try:
+        write_data_element(fp, ds[tag], encodings)
+    except Exception:
+        return None
+    return fp.getvalue()
+
+
 def fast_edit(
     data: bytes, edits: Sequence[Edit], cache: dict[Any, Any] | None = None
 ) -> tuple[bytes, list[Change]] | None:
@@ -415,13 +427,9 @@ def _validate_and_encode(
     for tag in sorted({parse_path(c.path)[0][0] for c in changes}):
         element = b""
         if tag in ds:
-            fp = DicomBytesIO()
-            fp.is_little_endian = True
-            fp.is_implicit_VR = layout.implicit
-            try:
-                write_data_element(fp, ds[tag], encodings)
-            except Exception:
+            written = encode_element(ds, tag, layout.implicit, encodings)
+            if written is None:
                 return None
-            element = fp.getvalue()
+            element = written
         encoded.append((tag, element))
     return tuple(changes), tuple(encoded)

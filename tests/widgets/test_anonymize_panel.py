@@ -24,7 +24,7 @@ import dicomflow_lab as dfl
 from dicomflow_lab.core.sample import write_sample_study
 from dicomflow_lab.widgets._messages import ANONYMIZE_KINDS, parse_request
 from dicomflow_lab.widgets.anonymize_panel import AnonymizePanel
-from tests.widgets._capture import Sent
+from tests.widgets._capture import Sent, ask
 
 KEY = "s3cret-panel-key-0123456789abcdef"
 
@@ -124,17 +124,6 @@ def panel(ws):
     p = AnonymizePanel(ws)
     yield p
     p.close()
-
-
-def ask(panel, monkeypatch, **content):
-    sent = Sent(panel, monkeypatch)
-    content.setdefault("id", 1)
-    panel._on_message(panel, content, [])
-    assert len(sent.messages) == 1, "every request gets exactly one reply"
-    reply, buffers = sent.last
-    assert reply["kind"] == f"{content['kind']}:reply" and reply["id"] == content["id"]
-    assert buffers == []
-    return reply
 
 
 def phi_of(sample) -> list[str]:

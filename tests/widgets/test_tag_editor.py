@@ -14,7 +14,7 @@ from pydicom.sequence import Sequence
 import dicomflow_lab as dfl
 from dicomflow_lab.core.sample import write_sample_study
 from dicomflow_lab.widgets import TagEditorPanel
-from tests.widgets._capture import Sent
+from tests.widgets._capture import Sent, ask
 
 
 @pytest.fixture
@@ -37,17 +37,6 @@ def panel(ct) -> TagEditorPanel:
     p = TagEditorPanel(ct)
     yield p
     p.close()
-
-
-def ask(panel, monkeypatch, **content):
-    sent = Sent(panel, monkeypatch)
-    content.setdefault("id", 1)
-    panel._on_message(panel, content, [])
-    assert len(sent.messages) == 1, "every request gets exactly one reply"
-    reply, buffers = sent.last
-    assert reply["kind"] == f"{content['kind']}:reply" and reply["id"] == content["id"]
-    assert buffers == []
-    return reply
 
 
 def rows(panel, monkeypatch, **filters):
